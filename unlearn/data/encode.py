@@ -1,0 +1,56 @@
+"""Records -> token ids for one model, with the checks that catch data made for another model."""
+from dataclasses import dataclass
+
+from unlearn.data.records import Record
+from unlearn.errors import UnlearnError
+
+
+@dataclass
+class EncodedSplit:
+    record_ids: list[str]
+    input_ids: list[list[int]]
+    prefix_lens: list[int]
+
+    def __len__(self) -> int:
+        return len(self.input_ids)
+
+
+def shares_gpt2_vocab(tokenizer) -> bool:
+    return len(tokenizer) in (50257, 50258) and tokenizer.convert_tokens_to_ids("<|endoftext|>") == 50256
+
+
+def encode_split(
+    records: list[Record],
+    tokenizer,
+    vocab_size: int,
+    use_source_ids: bool,
+    default_prefix_len: int,
+    max_length: int | None = None,
+) -> EncodedSplit:
+    ids_out, prefix_out = [], []
+    for record in records:
+        if use_source_ids and record.source_ids is not None:
+            ids = list(record.source_ids)
+            prefix_len = record.source_prefix_len or default_prefix_len
+        else:
+            ids = tokenizer.encode(record.text, add_special_tokens=False)
+            prefix_len = len(tokenizer.encode(record.prefix, add_special_tokens=False)) if record.prefix else default_prefix_len
+        if max_length:
+            ids = ids[:max_length]
+        bad = [t for t in ids if t >= vocab_size or t < 0]
+        if bad:
+            raise UnlearnError(
+                f"record {record.id} holds token id {bad[0]} but the model's vocabulary has {vocab_size} entries: "
+                "the ids were made for another tokenizer. Re-tokenize the text (data.use_source_ids=false) "
+                "or pick the model the ids belong to"
+            )
+        if len(ids) < 2:
+            raise UnlearnError(f"record {record.id} is {len(ids)} token(s) long; a record needs at least 2 tokens")
+        if prefix_len >= len(ids):
+            raise UnlearnError(
+                f"record {record.id}: the prefix is {prefix_len} tokens but the whole sequence is {len(ids)}; "
+                "use a shorter prefix (eval.prefix_len or the record's prefix) or longer records"
+            )
+        ids_out.append(ids)
+        prefix_out.append(prefix_len)
+    return EncodedSplit([r.id for r in records], ids_out, prefix_out)

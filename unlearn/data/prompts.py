@@ -1,0 +1,28 @@
+"""Neutral prompts for the base model's own samples: utility text that needs no download."""
+
+PROMPTS = [
+    "The history of the river valley begins",
+    "In the morning the market square was",
+    "Scientists studying the migration of birds",
+    "The recipe calls for two cups of flour and",
+    "During the winter of that year, the town council",
+    "A good way to learn a new language is",
+    "The old lighthouse on the northern cliff",
+    "When the train finally arrived at the station,",
+    "The museum's new exhibition explores",
+    "Farmers in the region have long relied on",
+    "The first chapter of the novel describes",
+    "Engineers designed the bridge so that",
+    "Every summer the festival brings",
+    "The library was founded in the nineteenth century by",
+    "Most people who visit the mountains",
+    "The committee published its report on",
+    "After the storm passed, the fishermen",
+    "The small bakery on the corner",
+    "Students in the chemistry class learned that",
+    "The orchestra opened the concert with",
+    "Travel guides often recommend",
+    "The village school had only two classrooms",
+    "Researchers measured the temperature of the lake",
+    "The garden behind the house was",
+]

@@ -1,0 +1,4 @@
+from unlearn.generation.decode import SamplingConfig, decode
+from unlearn.generation.forward import TeacherForced, teacher_forced
+
+__all__ = ["SamplingConfig", "TeacherForced", "decode", "teacher_forced"]

@@ -1,0 +1,113 @@
+"""The one batched, KV-cached decoding loop every metric shares.
+
+We drive the model step by step instead of calling `generate` so that anything with the HF forward
+signature (a plain causal LM, or a contrastive-decoding pair with two caches) decodes the same way,
+and so that each prompt can ask for its own number of new tokens within one left-padded batch.
+"""
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass(frozen=True)
+class SamplingConfig:
+    top_p: float = 0.95
+    top_k: int = 50
+    temperature: float = 1.0
+
+
+def _device(model) -> torch.device:
+    return next(model.parameters()).device
+
+
+def _pick(logits: torch.Tensor, sampling: SamplingConfig | None, generator) -> torch.Tensor:
+    if sampling is None:
+        return logits.argmax(-1)
+    logits = logits.float() / max(sampling.temperature, 1e-6)
+    if sampling.top_k:
+        kth = torch.topk(logits, min(sampling.top_k, logits.shape[-1]), dim=-1).values[..., -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if sampling.top_p < 1.0:
+        sorted_logits, order = logits.sort(-1, descending=True)
+        cumulative = sorted_logits.softmax(-1).cumsum(-1)
+        drop = cumulative - sorted_logits.softmax(-1) > sampling.top_p  # keep the token that crosses p
+        sorted_logits = sorted_logits.masked_fill(drop, float("-inf"))
+        logits = torch.full_like(logits, float("-inf")).scatter(-1, order, sorted_logits)
+    probs = logits.softmax(-1)
+    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+
+
+@torch.no_grad()
+def _decode_batch(model, prompts, max_new, pad_id, sampling, generator, eos_id):
+    device = _device(model)
+    width = max(len(p) for p in prompts)
+    ids = torch.full((len(prompts), width), pad_id, dtype=torch.long, device=device)
+    mask = torch.zeros_like(ids)
+    for row, p in enumerate(prompts):
+        ids[row, width - len(p):] = torch.tensor(p, dtype=torch.long, device=device)
+        mask[row, width - len(p):] = 1
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    steps = max(max_new)
+    out = torch.empty((len(prompts), steps), dtype=torch.long, device=device)
+    finished = torch.zeros(len(prompts), dtype=torch.bool, device=device)
+    past = None
+    step_ids, step_pos = ids, positions
+    for t in range(steps):
+        result = model(input_ids=step_ids, attention_mask=mask, position_ids=step_pos, past_key_values=past, use_cache=True)
+        past = result.past_key_values
+        token = _pick(result.logits[:, -1, :], sampling, generator)
+        if eos_id is not None:
+            token = token.masked_fill(finished, pad_id)
+            finished |= token == eos_id
+        out[:, t] = token
+        step_ids = token[:, None]
+        step_pos = step_pos[:, -1:] + 1
+        mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
+    rows = out.tolist()
+    results = []
+    for row, n in zip(rows, max_new):
+        row = row[:n]
+        if eos_id is not None and eos_id in row:
+            row = row[: row.index(eos_id)]
+        results.append(row)
+    return results
+
+
+def decode(
+    model,
+    prompts: list[list[int]],
+    max_new_tokens: int | list[int],
+    pad_id: int,
+    batch_size: int = 32,
+    sampling: SamplingConfig | None = None,
+    seed: int = 0,
+    eos_id: int | None = None,
+) -> list[list[int]]:
+    """Continue every prompt; greedy unless `sampling` is given. Returns new token ids only.
+
+    `eos_id` stops a row at end-of-sequence (dropped from the output); memorization metrics leave it
+    None so every continuation has exactly its requested length, as Jang et al.'s EL does.
+    """
+    if isinstance(max_new_tokens, int):
+        max_new_tokens = [max_new_tokens] * len(prompts)
+    order = sorted(range(len(prompts)), key=lambda i: (max_new_tokens[i], len(prompts[i])))
+    generator = torch.Generator(device=_device(model)).manual_seed(seed) if sampling else None
+    results: list[list[int] | None] = [None] * len(prompts)
+    was_training = model.training
+    model.eval()
+    try:
+        for start in range(0, len(order), batch_size):
+            chunk = order[start:start + batch_size]
+            todo = [i for i in chunk if max_new_tokens[i] > 0]
+            for i in chunk:
+                if max_new_tokens[i] <= 0:
+                    results[i] = []
+            if todo:
+                outs = _decode_batch(
+                    model, [prompts[i] for i in todo], [max_new_tokens[i] for i in todo], pad_id, sampling, generator, eos_id
+                )
+                for i, o in zip(todo, outs):
+                    results[i] = o
+    finally:
+        model.train(was_training)
+    return results  # type: ignore[return-value]

@@ -1,0 +1,13 @@
+"""Plain NLL fine-tuning: how the memorize stage makes the target model and the retrain oracle."""
+from unlearn.methods.base import UnlearningModule
+from unlearn.methods.losses import mean_nll
+
+
+class FineTune(UnlearningModule):
+    name = "finetune"
+    data_keys = ("train",)
+
+    def loss(self, batches):
+        batch = batches["train"]
+        nll = mean_nll(self.logits(batch), batch["labels"])
+        return nll, {"nll": nll.detach()}

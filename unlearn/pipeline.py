@@ -1,0 +1,132 @@
+"""memorize -> unlearn -> evaluate, chained from one resolved config into one run directory."""
+import json
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import torch
+from omegaconf import OmegaConf
+
+from unlearn.data.encode import encode_split, shares_gpt2_vocab
+from unlearn.data.records import Splits
+from unlearn.data.sources import assign_splits, load_records
+from unlearn.data.utility import utility_texts
+from unlearn.errors import ConfigError, require
+from unlearn.loggers import build_logger, log_final, to_container
+from unlearn.methods import get_method
+from unlearn.metrics import get_metric
+from unlearn.models.load import load_model, save_model
+from unlearn.results import markdown_table, write_json
+from unlearn.seeding import seed_everything
+from unlearn.stages.evaluate import evaluate
+from unlearn.stages.memorize import memorize
+from unlearn.stages.unlearn import unlearn
+
+MODEL_ROLES = ("original", "target", "unlearned", "oracle")
+
+
+def validate_config(cfg) -> None:
+    """Everything that can be checked without loading a model, so bad input fails in a second."""
+    method_cls = get_method(cfg.method.name)
+    method_cls.validate_config(cfg.method)
+    for entry in cfg.eval.metrics:
+        get_metric(entry.name)
+    for role in cfg.eval.models:
+        require(role in MODEL_ROLES, f"eval.models has {role!r}; use any of {MODEL_ROLES}")
+    d = cfg.data
+    require(d.n_forget >= 1, f"the forget set is empty (data.n_forget={d.n_forget}); ask for at least one record")
+    require(d.n_retain >= 0 and d.n_holdout >= 0, "data.n_retain and data.n_holdout must be >= 0")
+    if method_cls.needs_retain:
+        require(d.n_retain >= 1, f"method {cfg.method.name} trains on a retain set but data.n_retain=0; set data.n_retain")
+    require(cfg.eval.prefix_len >= 1, f"eval.prefix_len must be >= 1 (got {cfg.eval.prefix_len})")
+    require(0 < cfg.memorize.ma_threshold <= 1, f"memorize.ma_threshold must be in (0, 1] (got {cfg.memorize.ma_threshold})")
+
+
+def build_splits(cfg, root) -> Splits:
+    records = load_records(cfg, root)
+    forget, retain, holdout = assign_splits(records, cfg)
+    require(len(forget) > 0, "the forget set is empty: the data source gave no records; check data.path / data.n_forget")
+    return Splits(forget, retain, holdout)
+
+
+class Timer:
+    def __init__(self):
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, name: str):
+        start = time.perf_counter()
+        yield
+        self.seconds[name] = round(time.perf_counter() - start, 2)
+        print(f"[unlearn] {name}: {self.seconds[name]:.1f}s")
+
+
+def run_pipeline(cfg, run_dir: Path) -> dict:
+    run_dir = Path(run_dir)
+    validate_config(cfg)
+    seed_everything(cfg.seed)
+    torch.set_num_threads(cfg.get("threads") or torch.get_num_threads())
+    cache_dir = Path(cfg.paths.cache_dir).expanduser()
+    root = cfg.paths.data_root
+    timer = Timer()
+
+    with timer("data"):
+        splits = build_splits(cfg.data, root)
+    with timer("load_model"):
+        record_texts = [r.text for name in ("forget", "retain", "holdout") for r in splits.by_name(name)]
+        base, tokenizer = load_model(cfg.model, cache_dir, corpus=record_texts, seed=cfg.seed)
+        vocab = base.get_input_embeddings().num_embeddings
+        use_ids = cfg.data.get("use_source_ids", "auto")
+        use_ids = shares_gpt2_vocab(tokenizer) if use_ids == "auto" else bool(use_ids)
+        encoded = {
+            name: encode_split(splits.by_name(name), tokenizer, vocab, use_ids, cfg.eval.prefix_len, cfg.data.get("max_length"))
+            for name in ("forget", "retain", "holdout")
+        }
+    with timer("utility_text"):
+        utility, validation = utility_texts(cfg.data.utility, root, base, tokenizer, cfg.seed, cache_dir,
+                                            json.dumps(to_container(cfg.model), sort_keys=True))
+        texts = {"utility": [tokenizer.encode(t, add_special_tokens=False) for t in utility],
+                 "validation": [tokenizer.encode(t, add_special_tokens=False) for t in validation]}
+
+    key_material = {"model": to_container(cfg.model), "data": to_container(cfg.data), "split_ids": splits.ids(), "seed": cfg.seed}
+    with timer("memorize"):
+        target, oracle, card = memorize(base, tokenizer, encoded, cfg.memorize, cfg.trainer, cache_dir, key_material, cfg.seed)
+
+    resolved = to_container(cfg)
+    logger = build_logger(cfg.logger, run_dir, cfg.run_name, resolved)
+    with timer("unlearn"):
+        train_splits = {"forget": encoded["forget"], "retain": encoded["retain"]}
+        unlearned, info = unlearn(target, tokenizer, train_splits, texts["validation"], cfg.method, cfg.trainer, run_dir, logger, cfg.seed)
+
+    available = {"original": base, "target": target, "unlearned": unlearned, "oracle": oracle}
+    models = {role: available[role] for role in cfg.eval.models if available.get(role) is not None}
+    with timer("evaluate"):
+        records, per_item = evaluate(models, tokenizer, encoded, texts, cfg.eval)
+
+    if cfg.save_model:
+        with timer("save_model"):
+            save_model(unlearned, tokenizer, run_dir / "model", {"method": cfg.method.name, "memorized": card.get("key")})
+    table = markdown_table(records, list(models))
+    results = {
+        "run_name": cfg.run_name,
+        "method": cfg.method.name,
+        "model": cfg.model.name,
+        "data": cfg.data.name,
+        "seed": cfg.seed,
+        "memorize": card,
+        "unlearn": info,
+        "timings_s": timer.seconds,
+        "records": records,
+    }
+    write_json(run_dir / "results.json", results)
+    write_json(run_dir / "per_item.json", per_item)
+    (run_dir / "results.md").write_text(f"# {cfg.run_name}\n\n{table}\n")
+    (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    log_final(logger, records, {"selected_blocks": json.dumps([h for h in info["history"] if "blocks" in h])})
+    if hasattr(logger, "experiment") and hasattr(logger.experiment, "finish"):
+        logger.experiment.finish()
+    print(f"\n{table}\n\nresults: {run_dir / 'results.json'}")
+    return results
+
+
+__all__ = ["ConfigError", "run_pipeline", "validate_config"]

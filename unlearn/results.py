@@ -1,0 +1,33 @@
+"""Results: one record shape {model, split, metric, value, n, details}, atomic JSON, markdown/CSV views."""
+import json
+import os
+import tempfile
+from pathlib import Path
+
+
+def write_json(path: Path, payload) -> None:
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(fd, "w") as f:
+        json.dump(payload, f, indent=2, default=str)
+    os.replace(tmp, path)
+
+
+def _fmt(value) -> str:
+    if value is None:
+        return "—"
+    if abs(value) >= 100:
+        return f"{value:.1f}"
+    return f"{value:.3f}"
+
+
+def markdown_table(records: list[dict], models: list[str]) -> str:
+    """Rows = split x metric, columns = models, in first-seen order."""
+    rows: dict[tuple, dict] = {}
+    for r in records:
+        rows.setdefault((r["split"], r["metric"]), {})[r["model"]] = r["value"]
+    models = [m for m in models if any(m in cells for cells in rows.values())]
+    lines = ["| split | metric | " + " | ".join(models) + " |", "|---|---|" + "---|" * len(models)]
+    for (split, metric), cells in rows.items():
+        lines.append(f"| {split} | {metric} | " + " | ".join(_fmt(cells.get(m)) for m in models) + " |")
+    return "\n".join(lines)
