@@ -9,7 +9,7 @@ from omegaconf import OmegaConf
 
 from unlearn.data.encode import encode_split, shares_gpt2_vocab
 from unlearn.data.records import Splits
-from unlearn.data.sources import assign_splits, load_records
+from unlearn.data.sources import load_splits
 from unlearn.data.utility import utility_texts
 from unlearn.errors import ConfigError, require
 from unlearn.loggers import build_logger, log_final, to_container
@@ -43,8 +43,7 @@ def validate_config(cfg) -> None:
 
 
 def build_splits(cfg, root) -> Splits:
-    records = load_records(cfg, root)
-    forget, retain, holdout = assign_splits(records, cfg)
+    forget, retain, holdout = load_splits(cfg, root)
     require(len(forget) > 0, "the forget set is empty: the data source gave no records; check data.path / data.n_forget")
     return Splits(forget, retain, holdout)
 
@@ -73,13 +72,13 @@ def run_pipeline(cfg, run_dir: Path) -> dict:
     with timer("data"):
         splits = build_splits(cfg.data, root)
     with timer("load_model"):
-        record_texts = [r.text for name in ("forget", "retain", "holdout") for r in splits.by_name(name)]
-        base, tokenizer = load_model(cfg.model, cache_dir, corpus=record_texts, seed=cfg.seed)
+        base, tokenizer = load_model(cfg.model, cache_dir, corpus=splits.texts(), seed=cfg.seed)
         vocab = base.get_input_embeddings().num_embeddings
         use_ids = cfg.data.get("use_source_ids", "auto")
         use_ids = shares_gpt2_vocab(tokenizer) if use_ids == "auto" else bool(use_ids)
         encoded = {
-            name: encode_split(splits.by_name(name), tokenizer, vocab, use_ids, cfg.eval.prefix_len, cfg.data.get("max_length"))
+            name: encode_split(splits.by_name(name), tokenizer, vocab, use_ids, cfg.eval.prefix_len, cfg.data.get("max_length"),
+                               cfg.data.get("use_chat_template", True))
             for name in ("forget", "retain", "holdout")
         }
     with timer("utility_text"):

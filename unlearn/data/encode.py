@@ -26,10 +26,19 @@ def encode_split(
     use_source_ids: bool,
     default_prefix_len: int,
     max_length: int | None = None,
+    use_chat_template: bool = True,
 ) -> EncodedSplit:
     ids_out, prefix_out = [], []
     for record in records:
-        if use_source_ids and record.source_ids is not None:
+        if record.question is not None:
+            from unlearn.data.tofu import qa_prompt
+
+            prompt = tokenizer.encode(qa_prompt(tokenizer, record.question, use_chat_template), add_special_tokens=False)
+            ids = prompt + tokenizer.encode(record.text, add_special_tokens=False)
+            if tokenizer.eos_token_id is not None:
+                ids.append(tokenizer.eos_token_id)
+            prefix_len = len(prompt)
+        elif use_source_ids and record.source_ids is not None:
             ids = list(record.source_ids)
             prefix_len = record.source_prefix_len or default_prefix_len
         else:

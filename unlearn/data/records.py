@@ -13,6 +13,9 @@ class Record:
     # when the model shares that tokenizer, so no re-tokenization drift enters the forget set.
     source_ids: tuple[int, ...] | None = None
     source_prefix_len: int | None = None
+    # QA records (TOFU): `text` is the answer and the prompt is built from `question` with the model's
+    # chat template at encode time, so the same record serves models with different templates.
+    question: str | None = None
 
 
 @dataclass
@@ -32,4 +35,5 @@ class Splits:
         return {name: [r.id for r in self.by_name(name)] for name in ("forget", "retain", "holdout")}
 
     def texts(self) -> list[str]:
-        return [r.text for name in ("forget", "retain", "holdout") for r in self.by_name(name)] + self.utility + self.validation
+        records = [r for name in ("forget", "retain", "holdout") for r in self.by_name(name)]
+        return [t for r in records for t in (r.question, r.text) if t] + self.utility + self.validation

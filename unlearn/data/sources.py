@@ -44,15 +44,17 @@ def load_records(cfg, root: str | None) -> list[Record]:
         return _jsonl(cfg, root)
     if kind == "hf":
         return _hf(cfg)
+    if kind == "tofu":
+        raise UnlearnError("TOFU splits come from load_splits(), not load_records()")
     raise UnlearnError(f"data.source={kind!r} is unknown; use synthetic, extraction_challenge, jsonl or hf")
 
 
 def gpt2_tokenizer(root: Path):
-    from transformers import GPT2TokenizerFast
+    from transformers import AutoTokenizer
 
     folder = root / "gpt2_tokenizer"
     _need_file(folder / "vocab.json", "the GPT-2 tokenizer ships in the shared data folder as gpt2_tokenizer/")
-    return GPT2TokenizerFast(vocab_file=str(folder / "vocab.json"), merges_file=str(folder / "merges.txt"))
+    return AutoTokenizer.from_pretrained(folder)
 
 
 def _extraction_challenge(cfg, root: Path) -> list[Record]:
@@ -114,6 +116,20 @@ def _hf(cfg) -> list[Record]:
             "or export it to JSONL and use data=jsonl data.path=/path/file.jsonl"
         ) from None
     return [Record(id=f"{cfg.hf_name}-{i:06d}", text=row[cfg.text_field]) for i, row in enumerate(ds) if row[cfg.text_field].strip()]
+
+
+def load_splits(cfg, root: str | None) -> tuple[list[Record], list[Record], list[Record]]:
+    """(forget, retain, holdout). TOFU names its own splits; other sources are cut from one list."""
+    if cfg.source == "tofu":
+        from unlearn.data.tofu import tofu_records
+
+        root = str(data_root(root, "data=tofu")) if root else None
+        return (
+            tofu_records(root, cfg.forget_split, cfg.n_forget),
+            tofu_records(root, cfg.retain_split, cfg.n_retain),
+            tofu_records(root, cfg.holdout_split, cfg.n_holdout),
+        )
+    return assign_splits(load_records(cfg, root), cfg)
 
 
 def assign_splits(records: list[Record], cfg) -> tuple[list[Record], list[Record], list[Record]]:

@@ -5,6 +5,11 @@ import torch.nn.functional as F
 IGNORE = -100
 
 
+def upcast(x: torch.Tensor) -> torch.Tensor:
+    """Half-precision logits to float32 for softmax/CE; float32 and float64 stay as they are."""
+    return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
+
+
 def shift(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return logits[:, :-1], labels[:, 1:]
 
@@ -12,7 +17,7 @@ def shift(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, tor
 def token_nll(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Per-position NLL of the next token, 0 where masked. Shape [B, T-1]."""
     logits, labels = shift(logits, labels)
-    nll = F.cross_entropy(logits.transpose(1, 2).float(), labels.clamp(min=0), reduction="none")
+    nll = F.cross_entropy(upcast(logits).transpose(1, 2), labels.clamp(min=0), reduction="none")
     return nll * (labels != IGNORE)
 
 
@@ -30,7 +35,7 @@ def seq_nll_sum(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 
 
 def token_entropy(logits: torch.Tensor) -> torch.Tensor:
-    logp = logits.float().log_softmax(-1)
+    logp = upcast(logits).log_softmax(-1)
     return -(logp.exp() * logp).sum(-1)
 
 

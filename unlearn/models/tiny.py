@@ -36,7 +36,7 @@ def build_tiny_model(spec, vocab_size: int, seed: int) -> torch.nn.Module:
             hidden_size=spec.hidden_size,
             num_layers=spec.num_layers,
             num_heads=spec.num_heads,
-            attention_types=[[["global", "local"], max(1, spec.num_layers // 2)]],
+            attention_types=[t for t in ([["global", "local"], spec.num_layers // 2], [["global"], spec.num_layers % 2]) if t[1]],
             max_position_embeddings=spec.max_positions,
             intermediate_size=4 * spec.hidden_size,
             window_size=spec.max_positions,

@@ -31,7 +31,7 @@ def _merge(*parts: EncodedSplit) -> EncodedSplit:
 
 
 def _finetune(base, tokenizer, train: EncodedSplit, mem_cfg, trainer_cfg, max_epochs, seed, watch=None):
-    model = copy.deepcopy(base)
+    model = copy.deepcopy(base).train()
     for p in model.parameters():
         p.requires_grad_(True)
     module = FineTune(model, mem_cfg, {"train": SequenceDataset(train)}, Collator(tokenizer.pad_token_id), seed)

@@ -11,6 +11,7 @@ for noisy in ("pytorch_lightning.utilities.rank_zero", "lightning.pytorch.utilit
     logging.getLogger(noisy).setLevel(logging.WARNING)
 warnings.filterwarnings("ignore", ".*does not have many workers.*")
 warnings.filterwarnings("ignore", ".*Checkpoint directory.*exists and is not empty.*")
+warnings.filterwarnings("ignore", ".*isinstance\\(treespec, LeafSpec\\).*")
 
 
 def build_trainer(cfg, max_epochs: int, run_dir: Path | None, callbacks=(), logger=False) -> pl.Trainer:

@@ -11,7 +11,7 @@ from unlearn.stages.trainer import build_trainer
 def unlearn(target, tokenizer, encoded: dict[str, EncodedSplit], validation: list[list[int]], method_cfg, trainer_cfg,
             run_dir, logger, seed: int):
     method_cls = get_method(method_cfg.name)
-    model = copy.deepcopy(target)
+    model = copy.deepcopy(target).train()
     for p in model.parameters():
         p.requires_grad_(True)
     datasets = {name: SequenceDataset(split) for name, split in encoded.items() if len(split)}
