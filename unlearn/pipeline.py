@@ -14,11 +14,11 @@ from unlearn.data.utility import utility_texts
 from unlearn.errors import ConfigError, require
 from unlearn.loggers import build_logger, log_final, to_container
 from unlearn.methods import get_method
-from unlearn.metrics import get_metric
+from unlearn.metrics import EvalEnv
 from unlearn.models.load import load_model, save_model
 from unlearn.results import markdown_table, write_json
 from unlearn.seeding import seed_everything
-from unlearn.stages.evaluate import evaluate
+from unlearn.stages.evaluate import build_contexts, eval_settings, evaluate, validate_metrics
 from unlearn.stages.memorize import memorize
 from unlearn.stages.unlearn import unlearn
 
@@ -29,8 +29,7 @@ def validate_config(cfg) -> None:
     """Everything that can be checked without loading a model, so bad input fails in a second."""
     method_cls = get_method(cfg.method.name)
     method_cls.validate_config(cfg.method)
-    for entry in cfg.eval.metrics:
-        get_metric(entry.name)
+    validate_metrics(cfg.eval)
     for role in cfg.eval.models:
         require(role in MODEL_ROLES, f"eval.models has {role!r}; use any of {MODEL_ROLES}")
     d = cfg.data
@@ -60,6 +59,18 @@ class Timer:
         print(f"[unlearn] {name}: {self.seconds[name]:.1f}s")
 
 
+def encode_splits(cfg, splits: Splits, model, tokenizer) -> dict:
+    """forget / retain / holdout records as this model's token ids."""
+    vocab = model.get_input_embeddings().num_embeddings
+    use_ids = cfg.data.get("use_source_ids", "auto")
+    use_ids = shares_gpt2_vocab(tokenizer) if use_ids == "auto" else bool(use_ids)
+    return {
+        name: encode_split(splits.by_name(name), tokenizer, vocab, use_ids, cfg.eval.prefix_len, cfg.data.get("max_length"),
+                           cfg.data.get("use_chat_template", True))
+        for name in ("forget", "retain", "holdout")
+    }
+
+
 def run_pipeline(cfg, run_dir: Path) -> dict:
     run_dir = Path(run_dir)
     validate_config(cfg)
@@ -73,14 +84,7 @@ def run_pipeline(cfg, run_dir: Path) -> dict:
         splits = build_splits(cfg.data, root)
     with timer("load_model"):
         base, tokenizer = load_model(cfg.model, cache_dir, corpus=splits.texts(), seed=cfg.seed)
-        vocab = base.get_input_embeddings().num_embeddings
-        use_ids = cfg.data.get("use_source_ids", "auto")
-        use_ids = shares_gpt2_vocab(tokenizer) if use_ids == "auto" else bool(use_ids)
-        encoded = {
-            name: encode_split(splits.by_name(name), tokenizer, vocab, use_ids, cfg.eval.prefix_len, cfg.data.get("max_length"),
-                               cfg.data.get("use_chat_template", True))
-            for name in ("forget", "retain", "holdout")
-        }
+        encoded = encode_splits(cfg, splits, base, tokenizer)
     with timer("utility_text"):
         utility, validation = utility_texts(cfg.data.utility, root, base, tokenizer, cfg.seed, cache_dir,
                                             json.dumps(to_container(cfg.model), sort_keys=True))
@@ -98,9 +102,14 @@ def run_pipeline(cfg, run_dir: Path) -> dict:
         unlearned, info = unlearn(target, tokenizer, train_splits, texts["validation"], cfg.method, cfg.trainer, run_dir, logger, cfg.seed)
 
     available = {"original": base, "target": target, "unlearned": unlearned, "oracle": oracle}
-    models = {role: available[role] for role in cfg.eval.models if available.get(role) is not None}
+    available = {role: m for role, m in available.items() if m is not None}
+    models = [role for role in cfg.eval.models if role in available]
+    # "original_model" in metric parameters = the model unlearning starts from: the memorized target.
+    env = EvalEnv(data_root=root, cache_dir=cache_dir, seed=cfg.seed, settings=eval_settings(cfg.eval), original_role="target")
+    same = {role: tokenizer for role in available}
+    contexts = build_contexts(available, same, {r: encoded for r in available}, {r: texts for r in available}, cfg.eval, env)
     with timer("evaluate"):
-        records, per_item = evaluate(models, tokenizer, encoded, texts, cfg.eval)
+        records, per_item = evaluate(contexts, models, cfg.eval)
 
     if cfg.save_model:
         with timer("save_model"):
@@ -119,6 +128,7 @@ def run_pipeline(cfg, run_dir: Path) -> dict:
     }
     write_json(run_dir / "results.json", results)
     write_json(run_dir / "per_item.json", per_item)
+    write_json(run_dir / "generations.json", {role: c.generation_log for role, c in contexts.items() if c.generation_log})
     (run_dir / "results.md").write_text(f"# {cfg.run_name}\n\n{table}\n")
     (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
     log_final(logger, records, {"selected_blocks": json.dumps([h for h in info["history"] if "blocks" in h])})

@@ -22,12 +22,22 @@ def _fmt(value) -> str:
 
 
 def markdown_table(records: list[dict], models: list[str]) -> str:
-    """Rows = split x metric, columns = models, in first-seen order."""
+    """Rows = split x metric, columns = models, in first-seen order. A metric that was not computed
+    shows `skipped [k]`, with reason k listed under the table: never a number."""
     rows: dict[tuple, dict] = {}
+    reasons: list[str] = []
     for r in records:
-        rows.setdefault((r["split"], r["metric"]), {})[r["model"]] = r["value"]
+        cell = _fmt(r["value"])
+        skipped = (r.get("details") or {}).get("skipped")
+        if r["value"] is None and skipped:
+            if skipped not in reasons:
+                reasons.append(skipped)
+            cell = f"skipped [{reasons.index(skipped) + 1}]"
+        rows.setdefault((r["split"], r["metric"]), {})[r["model"]] = cell
     models = [m for m in models if any(m in cells for cells in rows.values())]
     lines = ["| split | metric | " + " | ".join(models) + " |", "|---|---|" + "---|" * len(models)]
     for (split, metric), cells in rows.items():
-        lines.append(f"| {split} | {metric} | " + " | ".join(_fmt(cells.get(m)) for m in models) + " |")
+        lines.append(f"| {split} | {metric} | " + " | ".join(cells.get(m, "—") for m in models) + " |")
+    if reasons:
+        lines += ["", "Not computed:"] + [f"[{i}] {reason}" for i, reason in enumerate(reasons, 1)]
     return "\n".join(lines)

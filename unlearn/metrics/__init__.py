@@ -1,5 +1,16 @@
-from unlearn.metrics import standard  # noqa: F401  (registers the metrics)
-from unlearn.metrics.context import EvalContext
-from unlearn.metrics.registry import METRICS, MetricValue, get_metric, register
+# Importing the metric modules registers them; heavy libraries (sentence-transformers, lm-eval, mauve,
+# rouge-score, scipy) are imported inside the functions that need them, so the CLI starts fast.
+from unlearn.metrics import (  # noqa: F401
+    closer_look,
+    collapse,
+    generation_quality,
+    mauve_score,
+    reasoning,
+    semantic,
+    standard,
+    tofu,
+)
+from unlearn.metrics.context import EvalContext, EvalEnv
+from unlearn.metrics.registry import METRICS, MetricSkipped, MetricValue, check_params, get_metric, register
 
-__all__ = ["METRICS", "EvalContext", "MetricValue", "get_metric", "register"]
+__all__ = ["METRICS", "EvalContext", "EvalEnv", "MetricSkipped", "MetricValue", "check_params", "get_metric", "register"]

@@ -42,34 +42,66 @@ def exact_match_lengths(tf: TeacherForced, seqs, prefix_lens) -> list[int]:
     return lengths
 
 
-def prefix_continuations(model, tf: TeacherForced, seqs, pad_id: int, batch_size: int, prefix_lengths=None) -> list[dict[int, list[int]]]:
+def wanted_prefixes(seqs, prefix_lens, positions) -> list[list[int]]:
+    """Prefix lengths to continue, per sequence: "all" = 1..T-1 (Jang), "prefix" = the record's own
+    prefix, an int w = w, 2w, ... < T (the DI/EMSO window of 40)."""
+    if positions == "all":
+        return [list(range(1, len(s))) for s in seqs]
+    if positions == "prefix":
+        return [[p] for p in prefix_lens]
+    if isinstance(positions, int) and positions >= 1:
+        return [list(range(positions, len(s), positions)) for s in seqs]
+    raise ValueError(f"positions={positions!r}; use 'all', 'prefix' or a positive int stride")
+
+
+def prefix_continuations(model, tf: TeacherForced, seqs, pad_id: int, batch_size: int, wanted=None) -> list[dict[int, list[int]]]:
     """For every sequence, the greedy continuation of each prefix length i (to the sequence's full length).
 
-    `prefix_lengths(T)` picks which i to return (default every i in 1..T-1)."""
-    fresh_prompts, fresh_keys = [], []
-    flags_all = [correct_flags(a, s) for a, s in zip(tf.argmax, seqs)]
-    wanted = []
-    for s_idx, (seq, flags) in enumerate(zip(seqs, flags_all)):
-        T = len(seq)
-        want = sorted(prefix_lengths(T) if prefix_lengths else range(1, T))
-        wanted.append(want)
-        # Only mismatch positions need decoding; hits are filled in by the backward pass below.
-        for i in range(min(want), T):
+    `wanted[s]` lists the prefix lengths to return for sequence s (default every i in 1..T-1). From
+    prefix i the continuation follows the true tokens up to the first mismatch position j >= i, then
+    is the fresh greedy decode from j: one decode per distinct j, none when the chain reaches the end.
+    """
+    wanted = [sorted(w) for w in wanted] if wanted is not None else [list(range(1, len(s))) for s in seqs]
+    first_miss = []  # per sequence: first_miss[i] = smallest j >= i whose greedy token misses (T if none)
+    fresh_keys = set()
+    for s_idx, (argmax, seq) in enumerate(zip(tf.argmax, seqs)):
+        flags, T = correct_flags(argmax, seq), len(seq)
+        nxt, j = [T] * (T + 1), T
+        for i in range(T - 1, 0, -1):
             if not flags[i - 1]:
-                fresh_prompts.append(seq[:i])
-                fresh_keys.append((s_idx, i))
-    outs = decode(model, fresh_prompts, [len(seqs[s]) - i for s, i in fresh_keys], pad_id, batch_size=batch_size)
+                j = i
+            nxt[i] = j
+        first_miss.append(nxt)
+        fresh_keys.update((s_idx, nxt[i]) for i in wanted[s_idx] if nxt[i] < T)
+    fresh_keys = sorted(fresh_keys)
+    outs = decode(model, [seqs[s][:j] for s, j in fresh_keys], [len(seqs[s]) - j for s, j in fresh_keys], pad_id,
+                  batch_size=batch_size)
     fresh = dict(zip(fresh_keys, outs))
     results = []
-    for s_idx, (seq, flags) in enumerate(zip(seqs, flags_all)):
+    for s_idx, seq in enumerate(seqs):
         T = len(seq)
-        cont: dict[int, list[int]] = {}
-        tail: list[int] = []
-        for i in range(T - 1, min(wanted[s_idx]) - 1, -1):
-            tail = [seq[i]] + tail if flags[i - 1] else fresh[(s_idx, i)]
-            cont[i] = tail
-        results.append({i: cont[i] for i in wanted[s_idx]})
+        conts = {}
+        for i in wanted[s_idx]:
+            j = first_miss[s_idx][i]
+            conts[i] = seq[i:j] + (fresh[(s_idx, j)] if j < T else [])
+        results.append(conts)
     return results
+
+
+def window_accuracy(tf: TeacherForced, seqs, stride: int) -> list[float]:
+    """DI/EMSO-lineage MA: 0/1 for the first continuation token after each window prefix (w, 2w, ...),
+    one item per (sequence, prefix)."""
+    return [float(argmax[i - 1] == seq[i]) for argmax, seq in zip(tf.argmax, seqs) for i in range(stride, len(seq), stride)]
+
+
+def matching_prefix_length(generated: list[int], reference: list[int]) -> int:
+    """Tokens that agree before the first mismatch (EMatch, spec §3.4)."""
+    n = 0
+    for a, b in zip(generated, reference):
+        if a != b:
+            break
+        n += 1
+    return n
 
 
 def _ngrams(tokens: list[int], n: int) -> list[tuple]:
@@ -110,12 +142,6 @@ def extraction_likelihood(
 
 
 EL_PRESETS = {
-    "jang": dict(stride=1, numerator="multiset", denominator="target", aggregate="jang"),
-    "emso_compat": dict(stride=40, numerator="set", denominator="generated", aggregate="items"),
+    "jang": dict(positions="all", numerator="multiset", denominator="target", aggregate="jang"),
+    "emso_compat": dict(positions=40, numerator="set", denominator="generated", aggregate="items"),
 }
-
-
-def prefix_positions(stride: int):
-    if stride == 1:
-        return None
-    return lambda T: [i for i in range(stride, T, stride)]

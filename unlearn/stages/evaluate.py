@@ -1,28 +1,96 @@
-"""Evaluate stage: every configured metric on every model and split, as flat result records."""
+"""Evaluate stage: every configured metric on every model and split, as flat result records.
+
+A record is {model, split, metric, value, n, details}. A metric that cannot be computed here (model
+or data missing offline) becomes value null with `details.skipped` naming the reason, and the
+evaluation goes on. With a `ResultStore`, each record is on disk as soon as it exists and records
+already computed with the same configuration are not computed again.
+"""
+from omegaconf import DictConfig, OmegaConf
 from tqdm.auto import tqdm
 
-from unlearn.metrics import EvalContext, get_metric
+from unlearn.errors import ConfigError, UnlearnError
+from unlearn.metrics import EvalContext, EvalEnv, MetricSkipped, check_params, get_metric
+from unlearn.metrics.registry import USES
+
+# Keys of conf/eval/*.yaml that are not metric-settings sections.
+NOT_SETTINGS = ("metrics", "models", "batch_size", "prefix_len", "name")
 
 
 def metric_label(entry) -> str:
     return entry.get("label") or entry.name
 
 
-def evaluate(models: dict, tokenizer, encoded: dict, texts: dict, eval_cfg) -> tuple[list[dict], dict]:
-    """Returns (records, per_item). A record is {model, split, metric, value, n, details}."""
+def _plain(node):
+    return OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else dict(node)
+
+
+def entry_params(entry) -> dict:
+    return {k: v for k, v in _plain(entry).items() if k not in ("name", "label", "splits")}
+
+
+def eval_settings(eval_cfg) -> dict:
+    """The suite's shared sections (wikitext, tofu, reasoning, collapse, ...) that metrics read."""
+    return {k: v for k, v in _plain(eval_cfg).items() if k not in NOT_SETTINGS}
+
+
+def validate_metrics(eval_cfg) -> None:
+    """Names and parameters of every entry, checked before any model is loaded."""
+    for entry in eval_cfg.metrics:
+        check_params(entry.name, entry_params(entry))
+
+
+def build_contexts(models: dict, tokenizers: dict, encoded: dict, texts: dict, eval_cfg, env: EvalEnv) -> dict[str, EvalContext]:
+    """One context per model role; `tokenizers`/`encoded`/`texts` by role. All share `env`, so metrics
+    reach the other models (`ctx.original`, the oracle) and their memoized passes."""
+    for role, model in models.items():
+        env.roles[role] = EvalContext(model, tokenizers[role], encoded[role], texts[role], eval_cfg.batch_size, role, env)
+    return env.roles
+
+
+def _config(entry, settings: dict) -> dict:
+    return {"params": entry_params(entry), **{s: settings.get(s) for s in USES.get(entry.name, ())}}
+
+
+def _run_one(ctx: EvalContext, entry, split: str, config: dict) -> tuple[dict, dict | None]:
+    label = metric_label(entry)
+    try:
+        result = get_metric(entry.name)(ctx, split, **entry_params(entry))
+    except MetricSkipped as why:
+        details = {"skipped": str(why), **why.details, "config": config}
+        return {"model": ctx.name, "split": split, "metric": label, "value": None, "n": 0, "details": details}, None
+    except ConfigError:
+        raise  # a bad parameter is the user's to fix, not a missing resource
+    except UnlearnError as why:  # a data loader's "file missing / no data root": reported like a skip
+        details = {"skipped": str(why), "config": config}
+        return {"model": ctx.name, "split": split, "metric": label, "value": None, "n": 0, "details": details}, None
+    record = {"model": ctx.name, "split": split, "metric": label, "value": result.value, "n": result.n,
+              "details": {**result.details, "config": config}}
+    if split in ctx.splits:
+        ids = ctx.splits[split].record_ids
+    else:
+        ids = result.ids if result.ids is not None else list(range(len(result.per_item or [])))
+    if result.per_item is not None and len(ids) != len(result.per_item):
+        ids = list(range(len(result.per_item)))  # items are (record, prefix) pairs, not records
+    return record, {"ids": ids, "values": result.per_item}
+
+
+def evaluate(contexts: dict[str, EvalContext], roles: list[str], eval_cfg, store=None) -> tuple[list[dict], dict]:
+    """Returns (records, per_item) for the models in `roles`, in config order."""
     records, per_item = [], {}
-    jobs = [(m, e, s) for m in models for e in eval_cfg.metrics for s in e.splits if s in encoded or s in texts]
+    settings = eval_settings(eval_cfg)
+    jobs = [(contexts[r], e, s) for r in roles for e in eval_cfg.metrics for s in e.splits]
     bar = tqdm(jobs, desc="evaluate", unit="metric")
-    contexts = {}
-    for model_name, entry, split in bar:
-        bar.set_postfix_str(f"{model_name}/{split}/{metric_label(entry)}")
-        if model_name not in contexts:
-            contexts = {model_name: EvalContext(models[model_name], tokenizer, encoded, texts, eval_cfg.batch_size)}
-        params = {k: v for k, v in entry.items() if k not in ("name", "label", "splits")}
-        result = get_metric(entry.name)(contexts[model_name], split, **params)
+    for ctx, entry, split in bar:
         label = metric_label(entry)
-        records.append({"model": model_name, "split": split, "metric": label, "value": result.value, "n": result.n,
-                        "details": result.details})
-        ids = encoded[split].record_ids if split in encoded else list(range(len(texts[split])))
-        per_item.setdefault(model_name, {}).setdefault(split, {})[label] = {"ids": ids, "values": result.per_item}
+        bar.set_postfix_str(f"{ctx.name}/{split}/{label}")
+        config = _config(entry, settings)
+        if store is not None and store.done(ctx.name, split, label, config):
+            continue
+        logged = set(ctx.generation_log)
+        record, items = _run_one(ctx, entry, split, config)
+        records.append(record)
+        if items is not None:
+            per_item.setdefault(ctx.name, {}).setdefault(split, {})[label] = items
+        if store is not None:
+            store.add(record, items, {k: v for k, v in ctx.generation_log.items() if k not in logged})
     return records, per_item

@@ -1,0 +1,128 @@
+"""TOFU evaluation sets and the memoized passes every TOFU / Closer-Look metric reads (spec §3.10–3.11).
+
+Sets (split names in results): `tofu_forget` = `<forget_split>_perturbed`, `tofu_retain` =
+`retain_perturbed`, `real_authors` / `world_facts` = their `_perturbed` files. Per model and set, one
+greedy generation pass (ROUGE, TE, CS, ES) and one teacher-forced pass per answer field
+(probability, truth ratio), all through the chat template (`qa_prompt`) with question tokens masked.
+"""
+import math
+from dataclasses import dataclass
+
+from unlearn.data.tofu import load_tofu_rows, qa_prompt
+from unlearn.errors import UnlearnError
+from unlearn.generation.forward import teacher_forced
+from unlearn.metrics.context import EvalContext
+from unlearn.metrics.registry import MetricSkipped
+
+SETS = ("tofu_forget", "tofu_retain", "real_authors", "world_facts")
+UTILITY_SETS = ("tofu_retain", "real_authors", "world_facts")
+# TOFU defaults; Closer-Look evaluates only the first 300 retain rows (set limits: {tofu_retain: 300}).
+DEFAULTS = {"forget_split": "forget10", "limit": None, "limits": {}, "max_new_tokens": 200, "use_chat_template": True,
+            "batch_size": None}
+
+
+def tofu_settings(ctx: EvalContext) -> dict:
+    return {**DEFAULTS, **ctx.setting("tofu")}
+
+
+def file_for(split: str, cfg: dict) -> str:
+    if split == "tofu_forget":
+        return f"{cfg['forget_split']}_perturbed"
+    if split == "tofu_retain":
+        return "retain_perturbed"
+    if split in ("real_authors", "world_facts"):
+        return f"{split}_perturbed"
+    raise MetricSkipped(f"{split!r} is not a TOFU evaluation set; use any of {SETS}")
+
+
+def rows(ctx: EvalContext, split: str) -> list[dict]:
+    cfg = tofu_settings(ctx)
+    name = file_for(split, cfg)
+    limit = (cfg.get("limits") or {}).get(split, cfg["limit"])
+
+    def load():
+        try:
+            return load_tofu_rows(ctx.env.data_root, name)[:limit]
+        except UnlearnError as exc:
+            raise MetricSkipped(str(exc)) from None
+
+    return ctx.memo(("tofu_rows", name, limit), load)
+
+
+def _prompts(ctx: EvalContext, split: str) -> list[list[int]]:
+    cfg = tofu_settings(ctx)
+    return [ctx.tokenizer.encode(qa_prompt(ctx.tokenizer, r["question"], cfg["use_chat_template"]), add_special_tokens=False)
+            for r in rows(ctx, split)]
+
+
+def generations(ctx: EvalContext, split: str) -> list[str]:
+    """Greedy answers to the set's questions (stopping at EOS), decoded."""
+    cfg = tofu_settings(ctx)
+    prompts = _prompts(ctx, split)
+    outs = ctx.generate(f"tofu:{file_for(split, cfg)}:{len(prompts)}", prompts, cfg["max_new_tokens"])
+    return [ctx.tokenizer.decode(o, skip_special_tokens=True) for o in outs]
+
+
+def answer_nll(ctx: EvalContext, split: str, field: str) -> list[list[float]]:
+    """Per row, the mean NLL of each answer in `field` (a string or a list of strings) given the question;
+    one teacher-forced pass over all of them."""
+    cfg = tofu_settings(ctx)
+
+    def compute():
+        prompts = _prompts(ctx, split)
+        seqs, owners, starts = [], [], []
+        for i, (row, prompt) in enumerate(zip(rows(ctx, split), prompts)):
+            answers = row[field] if isinstance(row[field], list) else [row[field]]
+            for answer in answers:
+                ids = ctx.tokenizer.encode(answer, add_special_tokens=False)
+                seqs.append(prompt + ids)
+                owners.append(i)
+                starts.append(len(prompt) - 1)  # nll[j] predicts token j+1: answer tokens start at prompt_len - 1
+        nll = teacher_forced(ctx.model, seqs, ctx.pad_id, cfg["batch_size"] or ctx.batch_size).nll
+        out: list[list[float]] = [[] for _ in prompts]
+        for owner, start, values in zip(owners, starts, nll):
+            answer = values[start:]
+            out[owner].append(sum(answer) / len(answer) if answer else float("inf"))
+        return out
+
+    return ctx.memo(("tofu_nll", file_for(split, cfg), len(rows(ctx, split)), field), compute)
+
+
+def normalized_prob(avg_nll: float) -> float:
+    """Length-normalized probability P(a|q) = exp(-mean token NLL)."""
+    return math.exp(-avg_nll)
+
+
+@dataclass
+class TruthRatios:
+    values: list[float]  # R = P_pert / P_correct per item
+
+    def closer_to_1(self) -> float:
+        return sum(min(r, 1 / r) if r > 0 else 0.0 for r in self.values) / len(self.values)
+
+    def true_better(self) -> float:
+        return sum(max(0.0, 1 - r) for r in self.values) / len(self.values)
+
+
+def truth_ratios(ctx: EvalContext, split: str) -> TruthRatios:
+    """R = geometric-mean probability of the perturbed answers over that of the correct one: the
+    paraphrased answer for forget/retain, the original answer for real authors and world facts."""
+    correct_field = "paraphrased_answer" if split in ("tofu_forget", "tofu_retain") else "answer"
+    correct = answer_nll(ctx, split, correct_field)
+    perturbed = answer_nll(ctx, split, "perturbed_answer")
+    values = []
+    for (c,), pert in zip(correct, perturbed):
+        values.append(math.exp(-(sum(pert) / len(pert))) / max(math.exp(-c), 1e-300))
+    return TruthRatios(values)
+
+
+def rouge_recalls(ctx: EvalContext, split: str) -> list[float]:
+    """ROUGE-L recall of each greedy answer against the ground-truth answer (rouge-score, stemmed)."""
+    def compute():
+        from rouge_score import rouge_scorer
+
+        scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
+        return [scorer.score(r["answer"], g)["rougeL"].recall for r, g in zip(rows(ctx, split), generations(ctx, split))]
+
+    cfg = tofu_settings(ctx)
+    return ctx.memo(("tofu_rouge", file_for(split, cfg), len(rows(ctx, split)), cfg["max_new_tokens"]), compute)
