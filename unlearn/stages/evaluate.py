@@ -5,6 +5,8 @@ or data missing offline) becomes value null with `details.skipped` naming the re
 evaluation goes on. With a `ResultStore`, each record is on disk as soon as it exists and records
 already computed with the same configuration are not computed again.
 """
+import time
+
 from omegaconf import DictConfig, OmegaConf
 from tqdm.auto import tqdm
 
@@ -53,6 +55,7 @@ def _config(entry, settings: dict) -> dict:
 
 def _run_one(ctx: EvalContext, entry, split: str, config: dict) -> tuple[dict, dict | None]:
     label = metric_label(entry)
+    start = time.perf_counter()
     try:
         result = get_metric(entry.name)(ctx, split, **entry_params(entry))
     except MetricSkipped as why:
@@ -63,8 +66,9 @@ def _run_one(ctx: EvalContext, entry, split: str, config: dict) -> tuple[dict, d
     except UnlearnError as why:  # a data loader's "file missing / no data root": reported like a skip
         details = {"skipped": str(why), "config": config}
         return {"model": ctx.name, "split": split, "metric": label, "value": None, "n": 0, "details": details}, None
+    # seconds: this metric's own time; passes it shares with metrics before it were already memoized.
     record = {"model": ctx.name, "split": split, "metric": label, "value": result.value, "n": result.n,
-              "details": {**result.details, "config": config}}
+              "details": {**result.details, "seconds": round(time.perf_counter() - start, 3), "config": config}}
     if split in ctx.splits:
         ids = ctx.splits[split].record_ids
     else:
@@ -80,11 +84,13 @@ def evaluate(contexts: dict[str, EvalContext], roles: list[str], eval_cfg, store
     settings = eval_settings(eval_cfg)
     jobs = [(contexts[r], e, s) for r in roles for e in eval_cfg.metrics for s in e.splits]
     bar = tqdm(jobs, desc="evaluate", unit="metric")
+    resumed = 0
     for ctx, entry, split in bar:
         label = metric_label(entry)
         bar.set_postfix_str(f"{ctx.name}/{split}/{label}")
         config = _config(entry, settings)
         if store is not None and store.done(ctx.name, split, label, config):
+            resumed += 1
             continue
         logged = set(ctx.generation_log)
         record, items = _run_one(ctx, entry, split, config)
@@ -93,4 +99,7 @@ def evaluate(contexts: dict[str, EvalContext], roles: list[str], eval_cfg, store
             per_item.setdefault(ctx.name, {}).setdefault(split, {})[label] = items
         if store is not None:
             store.add(record, items, {k: v for k, v in ctx.generation_log.items() if k not in logged})
+    if resumed:
+        print(f"[unlearn] resumed: {resumed} metric(s) already in {store.dir / 'results.json'} were not recomputed "
+              "(overwrite=true recomputes them)")
     return records, per_item
