@@ -85,3 +85,18 @@ def test_batched_left_padded_decoding_equals_one_prompt_at_a_time(tiny_setup):
     batched = decode(model, prompts, 12, tok.pad_token_id, batch_size=8)
     single = [decode(model, [p], 12, tok.pad_token_id, batch_size=1)[0] for p in prompts]
     assert batched == single
+
+
+@pytest.mark.parametrize("positions", ["prefix", 5])
+def test_sparse_prefix_continuations_equal_fresh_greedy_decoding(tiny_setup, positions):
+    from unlearn.metrics.memorization import wanted_prefixes
+
+    model, tok = tiny_setup["target"], tiny_setup["tokenizer"]
+    enc = tiny_setup["encoded"]
+    seqs = enc["forget"].input_ids[:2] + enc["holdout"].input_ids[:2]
+    prefix_lens = enc["forget"].prefix_lens[:2] + enc["holdout"].prefix_lens[:2]
+    wanted = wanted_prefixes(seqs, prefix_lens, positions)
+    fast = prefix_continuations(model, teacher_forced(model, seqs, tok.pad_token_id), seqs, tok.pad_token_id, 64, wanted)
+    for seq, want, conts in zip(seqs, wanted, fast):
+        naive = decode(model, [seq[:i] for i in want], [len(seq) - i for i in want], tok.pad_token_id, batch_size=64)
+        assert [conts[i] for i in want] == naive

@@ -6,6 +6,8 @@ and so that each prompt can ask for its own number of new tokens within one left
 """
 from dataclasses import dataclass
 
+import inspect
+
 import torch
 
 
@@ -37,9 +39,21 @@ def _pick(logits: torch.Tensor, sampling: SamplingConfig | None, generator) -> t
     return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
 
 
+def _last_logits_only(model) -> dict:
+    """HF causal LMs can skip the LM head on every prompt position but the last (`logits_to_keep`);
+    with a 49k vocabulary that head costs more than the whole body at prefill. Models whose forward
+    does not take it (a wrapped pair) compute all positions, as before."""
+    try:
+        params = inspect.signature(model.forward).parameters
+    except (TypeError, ValueError):
+        return {}
+    return {"logits_to_keep": 1} if "logits_to_keep" in params else {}
+
+
 @torch.no_grad()
 def _decode_batch(model, prompts, max_new, pad_id, sampling, generator, eos_id):
     device = _device(model)
+    extra = _last_logits_only(model)
     width = max(len(p) for p in prompts)
     ids = torch.full((len(prompts), width), pad_id, dtype=torch.long, device=device)
     mask = torch.zeros_like(ids)
@@ -53,7 +67,7 @@ def _decode_batch(model, prompts, max_new, pad_id, sampling, generator, eos_id):
     past = None
     step_ids, step_pos = ids, positions
     for t in range(steps):
-        result = model(input_ids=step_ids, attention_mask=mask, position_ids=step_pos, past_key_values=past, use_cache=True)
+        result = model(input_ids=step_ids, attention_mask=mask, position_ids=step_pos, past_key_values=past, use_cache=True, **extra)
         past = result.past_key_values
         token = _pick(result.logits[:, -1, :], sampling, generator)
         if eos_id is not None:

@@ -13,7 +13,7 @@ from unlearn.metrics.registry import MetricSkipped
 
 # EMSO / DI-code defaults; the suites override n (5,000 in the paper) to keep CPU runs short.
 DEFAULTS = {
-    "n": 32,
+    "n": 16,
     "prompt_tokens": 32,
     "gold_tokens": 128,
     "max_new_tokens": 128,
