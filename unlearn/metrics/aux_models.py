@@ -27,8 +27,14 @@ ALIASES = {
 }
 
 
+@functools.cache
+def offline() -> bool:
+    """Probed once per process: a missing model must not cost a network timeout per metric."""
+    return hub_offline()
+
+
 def _unavailable(what: str, exc: Exception) -> MetricSkipped:
-    where = "the hub is unreachable" if hub_offline() else f"loading failed: {str(exc).splitlines()[0][:200]}"
+    where = "the hub is unreachable" if offline() else f"loading failed: {str(exc).splitlines()[0][:200]}"
     return MetricSkipped(f"{what} is not available ({where}); download it where there is network or pick another")
 
 
@@ -72,7 +78,7 @@ def _sentence_transformer(path: str, name: str) -> TextEncoder:
     from sentence_transformers import SentenceTransformer
 
     try:
-        model = SentenceTransformer(path, local_files_only=hub_offline() and not Path(path).is_dir())
+        model = SentenceTransformer(path, local_files_only=offline() and not Path(path).is_dir())
     except Exception as exc:  # noqa: BLE001 - sentence-transformers raises many types for "not found"
         raise _unavailable(f"sentence encoder {name}", exc) from None
     return TextEncoder(name, lambda texts, bs: model.encode(texts, batch_size=bs, convert_to_numpy=True, show_progress_bar=False))
@@ -82,7 +88,7 @@ def _simcse(name: str) -> TextEncoder:
     from transformers import AutoModel, AutoTokenizer
 
     try:
-        kwargs = {"local_files_only": True} if hub_offline() else {}
+        kwargs = {"local_files_only": True} if offline() else {}
         tok = AutoTokenizer.from_pretrained(name, **kwargs)
         model = AutoModel.from_pretrained(name, **kwargs).eval()
     except Exception as exc:  # noqa: BLE001
@@ -131,7 +137,7 @@ def nli_classifier(name: str):
     from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipeline
 
     try:
-        kwargs = {"local_files_only": True} if hub_offline() else {}
+        kwargs = {"local_files_only": True} if offline() else {}
         tok = AutoTokenizer.from_pretrained(name, **kwargs)
         model = AutoModelForSequenceClassification.from_pretrained(name, **kwargs)
     except Exception as exc:  # noqa: BLE001

@@ -15,7 +15,7 @@ from pathlib import Path
 from unlearn.errors import ConfigError
 from unlearn.metrics.context import EvalContext
 from unlearn.metrics.registry import MetricSkipped, MetricValue, register
-from unlearn.models.hub import hub_offline
+from unlearn.metrics.aux_models import offline
 
 TEMPLATES = Path(__file__).parent / "lm_eval_tasks"
 # task -> local file (relative to <data_root>/lm_eval_tasks) that the template reads; None = no local copy
@@ -53,7 +53,7 @@ def resolve_task(task: str, data_root: str | None) -> tuple[str, bool]:
     local = LOCAL_FILES[task]
     if data_root and local and (Path(data_root).expanduser() / "lm_eval_tasks" / local).is_file():
         return f"unlearn_{task}", True
-    if hub_offline():
+    if offline():
         where = f"{data_root}/lm_eval_tasks" if data_root else "no data root is set (UNLEARN_DATA_DIR)"
         raise MetricSkipped(f"{task}: no local copy ({where}) and the hub is unreachable")
     return task, False
