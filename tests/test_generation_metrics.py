@@ -58,6 +58,8 @@ def test_generation_metrics_share_one_sampled_generation_set(wiki_ctx):
     assert 0.0 <= rep2.value <= 1.0 and 0.0 <= mauve.value <= 1.0 and ppl.value > 1.0
     assert coh.details["encoder"] == "all-MiniLM-L6-v2" and "fallback" in coh.details  # no SimCSE offline: named
     assert len(wiki_ctx.generation_log) == 1
+    # The reference side (prompt + gold) is featurized once per featurizer and text set, on disk.
+    assert len(list((wiki_ctx.env.cache_dir / "mauve_features").glob("*.npy"))) == 1
 
 
 @needs_data

@@ -106,6 +106,9 @@ def run_evaluation(cfg, out_dir: Path) -> dict:
     env = EvalEnv(data_root=cfg.paths.data_root, cache_dir=cache_dir, seed=cfg.seed, settings=eval_settings(cfg.eval),
                   original_role="original" if specs["original"] is not None else None)
     contexts = build_contexts(models, tokenizers, encoded, texts, cfg.eval, env)
+    for role in ("original", "oracle"):
+        if role in contexts:  # named in records' details (the scorer, the reference): say which model it was
+            contexts[role].name = f"{role}={model_label(specs[role])}"
     for name, same in aliases.items():
         env.roles[name] = contexts[same]
     start = time.perf_counter()
