@@ -7,10 +7,11 @@ from pathlib import Path
 import torch
 from omegaconf import OmegaConf
 
-from unlearn.data.encode import encode_split, shares_gpt2_vocab
+from unlearn.data.encode import EncodedSplit, encode_split, shares_gpt2_vocab
 from unlearn.data.records import Splits
 from unlearn.data.sources import load_splits
-from unlearn.data.utility import utility_texts
+from unlearn.data.prompts import GENERAL_PROMPTS
+from unlearn.data.utility import base_model_samples, utility_texts
 from unlearn.errors import ConfigError, require
 from unlearn.loggers import build_logger, log_final, to_container
 from unlearn.methods import get_method
@@ -82,14 +83,20 @@ def run_pipeline(cfg, run_dir: Path) -> dict:
             for name in ("forget", "retain", "holdout")
         }
     with timer("utility_text"):
-        utility, validation = utility_texts(cfg.data.utility, root, base, tokenizer, cfg.seed, cache_dir,
-                                            json.dumps(to_container(cfg.model), sort_keys=True))
+        model_tag = json.dumps(to_container(cfg.model), sort_keys=True)
+        utility, validation = utility_texts(cfg.data.utility, root, base, tokenizer, cfg.seed, cache_dir, model_tag)
         texts = {"utility": [tokenizer.encode(t, add_special_tokens=False) for t in utility],
                  "validation": [tokenizer.encode(t, add_special_tokens=False) for t in validation]}
+        # Disjoint prompts and seed from the utility samples: the memorize mix never contains evaluation text.
+        n_general = cfg.memorize.get("general_samples", 0)
+        general_texts = base_model_samples(base, tokenizer, n_general, cfg.data.utility.get("max_new_tokens", 40),
+                                           cfg.seed + 7919, cache_dir, model_tag, GENERAL_PROMPTS) if n_general else []
+        general = EncodedSplit([f"general-{i}" for i in range(len(general_texts))],
+                               [tokenizer.encode(t, add_special_tokens=False) for t in general_texts], [1] * len(general_texts))
 
     key_material = {"model": to_container(cfg.model), "data": to_container(cfg.data), "split_ids": splits.ids(), "seed": cfg.seed}
     with timer("memorize"):
-        target, oracle, card = memorize(base, tokenizer, encoded, cfg.memorize, cfg.trainer, cache_dir, key_material, cfg.seed)
+        target, oracle, card = memorize(base, tokenizer, encoded, cfg.memorize, cfg.trainer, cache_dir, key_material, cfg.seed, general)
 
     resolved = to_container(cfg)
     logger = build_logger(cfg.logger, run_dir, cfg.run_name, resolved)
