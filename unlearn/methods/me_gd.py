@@ -8,6 +8,12 @@ from unlearn.methods.positions import POSITIONS, position_mask
 VARIANTS = ("kl_u_p", "neg_entropy")
 
 
+def max_entropy_loss(logits, batch: dict, variant: str, positions: str):
+    """The ME term averaged over the chosen next-token positions of a forget batch."""
+    logits, _ = shift(logits, batch["labels"])
+    return masked_mean(uniform_divergence(logits, variant), position_mask(batch, positions))
+
+
 class MaxEntropyGD(UnlearningModule):
     name = "me_gd"
     needs_retain = True
@@ -21,14 +27,10 @@ class MaxEntropyGD(UnlearningModule):
         require_choice(cfg, "variant", VARIANTS)
         require_choice(cfg, "positions", POSITIONS)
 
-    def forget_loss(self, logits, batch):
-        logits, _ = shift(logits, batch["labels"])
-        return masked_mean(uniform_divergence(logits, self.cfg.variant), position_mask(batch, self.cfg.positions))
-
     def loss(self, batches):
         forget, retain = batches["forget"], batches["retain"]
         forget_logits = self.logits(forget)
-        me = self.forget_loss(forget_logits, forget)
+        me = max_entropy_loss(forget_logits, forget, self.cfg.variant, self.cfg.positions)
         retain_nll = mean_nll(self.logits(retain), retain["labels"])
         loss = self.cfg.forget_coeff * me + self.cfg.retain_coeff * retain_nll
         return loss, {"forget_me": me.detach(), "retain_nll": retain_nll.detach(),
