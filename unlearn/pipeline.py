@@ -9,18 +9,18 @@ from omegaconf import OmegaConf
 
 from unlearn.data.encode import EncodedSplit, encode_split, shares_gpt2_vocab
 from unlearn.data.records import Splits
-from unlearn.data.sources import load_splits
 from unlearn.data.prompts import GENERAL_PROMPTS
+from unlearn.data.sources import QA_SOURCES, load_splits
 from unlearn.data.utility import base_model_samples, utility_texts
 from unlearn.errors import ConfigError, require
 from unlearn.loggers import build_logger, log_final, to_container
 from unlearn.methods import get_method
 from unlearn.metrics import get_metric
-from unlearn.models.load import load_model, save_model
+from unlearn.models.load import load_model, peek_config, save_model
 from unlearn.results import markdown_table, write_json
 from unlearn.seeding import seed_everything
 from unlearn.stages.evaluate import evaluate
-from unlearn.stages.memorize import memorize
+from unlearn.stages.memorize import memorize, memorize_forget
 from unlearn.stages.unlearn import unlearn
 
 MODEL_ROLES = ("original", "target", "unlearned", "oracle")
@@ -30,6 +30,12 @@ def validate_config(cfg) -> None:
     """Everything that can be checked without loading a model, so bad input fails in a second."""
     method_cls = get_method(cfg.method.name)
     method_cls.validate_config(cfg.method)
+    architecture = peek_config(cfg.model, Path(cfg.paths.cache_dir).expanduser())
+    if architecture is not None:
+        method_cls.validate_for_model(cfg.method, architecture)
+    if method_cls.needs_qa:
+        require(cfg.data.source in QA_SOURCES,
+                f"method {cfg.method.name} needs question/answer data but data.source={cfg.data.source!r}; use one of {QA_SOURCES} (data=tofu)")
     for entry in cfg.eval.metrics:
         get_metric(entry.name)
     for role in cfg.eval.models:
@@ -64,6 +70,7 @@ class Timer:
 def run_pipeline(cfg, run_dir: Path) -> dict:
     run_dir = Path(run_dir)
     validate_config(cfg)
+    method_cls = get_method(cfg.method.name)
     seed_everything(cfg.seed)
     torch.set_num_threads(cfg.get("threads") or torch.get_num_threads())
     cache_dir = Path(cfg.paths.cache_dir).expanduser()
@@ -77,11 +84,13 @@ def run_pipeline(cfg, run_dir: Path) -> dict:
         vocab = base.get_input_embeddings().num_embeddings
         use_ids = cfg.data.get("use_source_ids", "auto")
         use_ids = shares_gpt2_vocab(tokenizer) if use_ids == "auto" else bool(use_ids)
-        encoded = {
-            name: encode_split(splits.by_name(name), tokenizer, vocab, use_ids, cfg.eval.prefix_len, cfg.data.get("max_length"),
-                               cfg.data.get("use_chat_template", True))
-            for name in ("forget", "retain", "holdout")
-        }
+
+        def encode(records):
+            return encode_split(records, tokenizer, vocab, use_ids, cfg.eval.prefix_len, cfg.data.get("max_length"),
+                                cfg.data.get("use_chat_template", True))
+
+        encoded = {name: encode(splits.by_name(name)) for name in ("forget", "retain", "holdout")}
+        train_splits = {name: encode(records) for name, records in method_cls.training_records(splits, cfg.method).items()}
     with timer("utility_text"):
         model_tag = json.dumps(to_container(cfg.model), sort_keys=True)
         utility, validation = utility_texts(cfg.data.utility, root, base, tokenizer, cfg.seed, cache_dir, model_tag)
@@ -97,12 +106,17 @@ def run_pipeline(cfg, run_dir: Path) -> dict:
     key_material = {"model": to_container(cfg.model), "data": to_container(cfg.data), "split_ids": splits.ids(), "seed": cfg.seed}
     with timer("memorize"):
         target, oracle, card = memorize(base, tokenizer, encoded, cfg.memorize, cfg.trainer, cache_dir, key_material, cfg.seed, general)
+    memorized = None
+    if method_cls.needs_memorized:
+        with timer("memorize_forget"):
+            memorized = memorize_forget(target, tokenizer, encoded["forget"], cfg.method.memorized, cfg.trainer, cache_dir,
+                                        card["key"], cfg.model.get("dtype", "float32"), cfg.seed)
 
     resolved = to_container(cfg)
     logger = build_logger(cfg.logger, run_dir, cfg.run_name, resolved)
     with timer("unlearn"):
-        train_splits = {"forget": encoded["forget"], "retain": encoded["retain"]}
-        unlearned, info = unlearn(target, tokenizer, train_splits, texts["validation"], cfg.method, cfg.trainer, run_dir, logger, cfg.seed)
+        unlearned, info = unlearn(target, tokenizer, train_splits, texts["validation"], cfg.method, cfg.trainer, run_dir, logger,
+                                  cfg.seed, memorized)
 
     available = {"original": base, "target": target, "unlearned": unlearned, "oracle": oracle}
     models = {role: available[role] for role in cfg.eval.models if available.get(role) is not None}

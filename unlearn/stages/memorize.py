@@ -1,5 +1,6 @@
 """Memorize stage: fine-tune the base model until it recites the forget set (the *target*), and the
-*retrain oracle*: the same recipe, the same number of epochs, on the retain set alone.
+*retrain oracle*: the same recipe, the same number of epochs, on the retain set alone. For TA and CD
+also the *memorized model* θ_mem: the target fine-tuned further on the forget set.
 
 Both are cached by a hash of everything that determines them, so a second run or every job of a
 sweep reuses them instead of training again.
@@ -94,6 +95,21 @@ def memorize(base, tokenizer, encoded: dict[str, EncodedSplit], mem_cfg, trainer
     card_path.write_text(json.dumps(card, indent=2, default=str))  # written last: marks the cache complete
     card["cached"] = False
     return target, oracle, card
+
+
+def memorize_forget(target, tokenizer, forget: EncodedSplit, recipe, trainer_cfg, cache_dir: Path, target_key: str, dtype: str,
+                    seed: int):
+    """θ_mem for TA and CD: the target fine-tuned `recipe.epochs` more epochs on the forget set with plain
+    NLL (spec §2.5), cached next to the target it came from."""
+    key = artifact_key({"target": target_key, "forget": forget.record_ids, "recipe": dict(recipe),
+                        "precision": str(trainer_cfg.precision), "seed": seed})
+    folder = Path(cache_dir) / "memorized" / target_key / f"forget-finetuned-{key}"
+    if (folder / "card.json").is_file():  # save_model writes the card inside the atomic rename
+        log.info("memorize: reusing cached forget fine-tune %s", folder)
+        return load_model(_local(folder, dtype), cache_dir)[0]
+    model = _finetune(target, tokenizer, forget, recipe, trainer_cfg, recipe.epochs, seed)
+    save_model(model, tokenizer, folder, {"role": "memorized", "target": target_key, "recipe": dict(recipe), "epochs": recipe.epochs})
+    return model
 
 
 def _local(path: Path, dtype: str):
