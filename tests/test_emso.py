@@ -90,3 +90,26 @@ def test_early_stop_fires_only_above_ratio_and_after_min_epochs(tiny_setup, rati
     epochs_run = max(h["epoch"] for h in module.history) + 1
     assert epochs_run == expected_epochs
     assert (stop.stopped_at is not None) == (ratio == 0.0)
+
+
+def test_ablation_w_o_dir_picks_the_largest_em_gradient_blocks(tiny_setup):
+    # batch_size = the forget set: the selection batch is the whole set, so the scores can be recomputed here
+    n = len(tiny_setup["encoded"]["forget"])
+    module, _ = _module(tiny_setup, selection="magnitude", batch_size=n)
+    module.select()
+    data = module.datasets["forget"]
+    g_nll, g_em = module.gradients(module.collator([data[i] for i in range(n)]))
+    magnitudes = block_scores(module.blocks, g_nll, g_em, direction=False)
+    expected = {module.blocks[i].name for i in torch.topk(magnitudes, 2).indices.tolist()}
+    assert set(module.history[-1]["blocks"]) == expected
+
+
+def test_ablation_select_and_nll_ascends_the_forget_nll(tiny_setup):
+    from unlearn.methods.losses import mean_nll
+
+    module, _ = _module(tiny_setup, objective="nll_ascent")
+    data = module.datasets["forget"]
+    batch = module.collator([data[i] for i in range(4)])
+    loss, logs = module.loss({"forget": batch})
+    assert torch.allclose(loss, -mean_nll(module.logits(batch), batch["labels"]))
+    assert torch.allclose(-loss.detach(), logs["forget_nll"])

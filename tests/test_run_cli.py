@@ -48,7 +48,6 @@ BAD = [
     (["model=nope"], "Could not find 'model/nope'"),
     (["data=nope"], "Could not find 'data/nope'"),
     (["data.n_forget=0"], "forget set is empty"),
-    (["eval.prefix_len=500"], "prefix is 500 tokens"),
     (["method.k=0"], "method.k must be >= 1"),
 ]
 
@@ -62,6 +61,15 @@ def test_bad_input_fails_clearly_without_output(tmp_path, cache_dir, args, messa
     assert not list((tmp_path / "out").rglob("results.json"))
     leftovers = [p for p in (tmp_path / "out").rglob("*")] if (tmp_path / "out").exists() else []
     assert not [p for p in leftovers if p.is_file()], leftovers
+
+
+def test_prefix_longer_than_the_records(tmp_path, cache_dir):
+    records = tmp_path / "records.jsonl"
+    records.write_text("".join(f'{{"text": "record number {i} has a few words in it"}}\n' for i in range(6)))
+    args = [f"data.path={records}", "data.n_forget=2", "data.n_retain=2", "data.n_holdout=2", "eval.prefix_len=500"]
+    proc = run_cli(TINY + [f"paths.cache_dir={cache_dir}", "data=jsonl", *args], tmp_path)
+    assert proc.returncode == 2 and "prefix is 500 tokens" in proc.stderr
+    assert not list((tmp_path / "out").rglob("*.json"))
 
 
 def test_missing_data_root_names_the_variable(tmp_path, cache_dir):

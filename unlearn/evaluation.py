@@ -55,7 +55,8 @@ def _model_data(cfg, spec, model, tokenizer, needed: set[str], cache_dir: Path):
 
     encoded, texts = {}, {}
     if needed & RECORD_SPLITS:
-        encoded = encode_splits(cfg, build_splits(cfg.data, cfg.paths.data_root), model, tokenizer)
+        splits = build_splits(cfg.data, cfg.paths.data_root)
+        encoded = encode_splits(cfg, {name: splits.by_name(name) for name in ("forget", "retain", "holdout")}, model, tokenizer)
     if needed & TEXT_SPLITS:
         utility, validation = utility_texts(cfg.data.utility, cfg.paths.data_root, model, tokenizer, cfg.seed, cache_dir,
                                             json.dumps(to_container(spec), sort_keys=True))

@@ -7,19 +7,20 @@ from pathlib import Path
 import torch
 from omegaconf import OmegaConf
 
-from unlearn.data.encode import encode_split, shares_gpt2_vocab
+from unlearn.data.encode import EncodedSplit, encode_split, shares_gpt2_vocab
 from unlearn.data.records import Splits
-from unlearn.data.sources import load_splits
-from unlearn.data.utility import utility_texts
+from unlearn.data.prompts import GENERAL_PROMPTS
+from unlearn.data.sources import QA_SOURCES, load_splits
+from unlearn.data.utility import base_model_samples, utility_texts
 from unlearn.errors import ConfigError, require
 from unlearn.loggers import build_logger, log_final, to_container
 from unlearn.methods import get_method
 from unlearn.metrics import EvalEnv
-from unlearn.models.load import load_model, save_model
+from unlearn.models.load import load_model, peek_config, save_model
 from unlearn.results import markdown_table, write_json
 from unlearn.seeding import seed_everything
 from unlearn.stages.evaluate import build_contexts, eval_settings, evaluate, validate_metrics
-from unlearn.stages.memorize import memorize
+from unlearn.stages.memorize import memorize, memorize_forget
 from unlearn.stages.unlearn import unlearn
 
 MODEL_ROLES = ("original", "target", "unlearned", "oracle")
@@ -29,6 +30,12 @@ def validate_config(cfg) -> None:
     """Everything that can be checked without loading a model, so bad input fails in a second."""
     method_cls = get_method(cfg.method.name)
     method_cls.validate_config(cfg.method)
+    architecture = peek_config(cfg.model, Path(cfg.paths.cache_dir).expanduser())
+    if architecture is not None:
+        method_cls.validate_for_model(cfg.method, architecture)
+    if method_cls.needs_qa:
+        require(cfg.data.source in QA_SOURCES,
+                f"method {cfg.method.name} needs question/answer data but data.source={cfg.data.source!r}; use one of {QA_SOURCES} (data=tofu)")
     validate_metrics(cfg.eval)
     for role in cfg.eval.models:
         require(role in MODEL_ROLES, f"eval.models has {role!r}; use any of {MODEL_ROLES}")
@@ -59,21 +66,22 @@ class Timer:
         print(f"[unlearn] {name}: {self.seconds[name]:.1f}s")
 
 
-def encode_splits(cfg, splits: Splits, model, tokenizer) -> dict:
-    """forget / retain / holdout records as this model's token ids."""
+def encode_splits(cfg, named_records: dict[str, list], model, tokenizer) -> dict:
+    """Record lists (by split name) as this model's token ids."""
     vocab = model.get_input_embeddings().num_embeddings
     use_ids = cfg.data.get("use_source_ids", "auto")
     use_ids = shares_gpt2_vocab(tokenizer) if use_ids == "auto" else bool(use_ids)
     return {
-        name: encode_split(splits.by_name(name), tokenizer, vocab, use_ids, cfg.eval.prefix_len, cfg.data.get("max_length"),
+        name: encode_split(records, tokenizer, vocab, use_ids, cfg.eval.prefix_len, cfg.data.get("max_length"),
                            cfg.data.get("use_chat_template", True))
-        for name in ("forget", "retain", "holdout")
+        for name, records in named_records.items()
     }
 
 
 def run_pipeline(cfg, run_dir: Path) -> dict:
     run_dir = Path(run_dir)
     validate_config(cfg)
+    method_cls = get_method(cfg.method.name)
     seed_everything(cfg.seed)
     torch.set_num_threads(cfg.get("threads") or torch.get_num_threads())
     cache_dir = Path(cfg.paths.cache_dir).expanduser()
@@ -84,22 +92,34 @@ def run_pipeline(cfg, run_dir: Path) -> dict:
         splits = build_splits(cfg.data, root)
     with timer("load_model"):
         base, tokenizer = load_model(cfg.model, cache_dir, corpus=splits.texts(), seed=cfg.seed)
-        encoded = encode_splits(cfg, splits, base, tokenizer)
+        encoded = encode_splits(cfg, {name: splits.by_name(name) for name in ("forget", "retain", "holdout")}, base, tokenizer)
+        train_splits = encode_splits(cfg, method_cls.training_records(splits, cfg.method), base, tokenizer)
     with timer("utility_text"):
-        utility, validation = utility_texts(cfg.data.utility, root, base, tokenizer, cfg.seed, cache_dir,
-                                            json.dumps(to_container(cfg.model), sort_keys=True))
+        model_tag = json.dumps(to_container(cfg.model), sort_keys=True)
+        utility, validation = utility_texts(cfg.data.utility, root, base, tokenizer, cfg.seed, cache_dir, model_tag)
         texts = {"utility": [tokenizer.encode(t, add_special_tokens=False) for t in utility],
                  "validation": [tokenizer.encode(t, add_special_tokens=False) for t in validation]}
+        # Disjoint prompts and seed from the utility samples: the memorize mix never contains evaluation text.
+        n_general = cfg.memorize.get("general_samples", 0)
+        general_texts = base_model_samples(base, tokenizer, n_general, cfg.data.utility.get("max_new_tokens", 40),
+                                           cfg.seed + 7919, cache_dir, model_tag, GENERAL_PROMPTS) if n_general else []
+        general = EncodedSplit([f"general-{i}" for i in range(len(general_texts))],
+                               [tokenizer.encode(t, add_special_tokens=False) for t in general_texts], [1] * len(general_texts))
 
     key_material = {"model": to_container(cfg.model), "data": to_container(cfg.data), "split_ids": splits.ids(), "seed": cfg.seed}
     with timer("memorize"):
-        target, oracle, card = memorize(base, tokenizer, encoded, cfg.memorize, cfg.trainer, cache_dir, key_material, cfg.seed)
+        target, oracle, card = memorize(base, tokenizer, encoded, cfg.memorize, cfg.trainer, cache_dir, key_material, cfg.seed, general)
+    memorized = None
+    if method_cls.needs_memorized:
+        with timer("memorize_forget"):
+            memorized = memorize_forget(target, tokenizer, encoded["forget"], cfg.method.memorized, cfg.trainer, cache_dir,
+                                        card["key"], cfg.model.get("dtype", "float32"), cfg.seed)
 
     resolved = to_container(cfg)
     logger = build_logger(cfg.logger, run_dir, cfg.run_name, resolved)
     with timer("unlearn"):
-        train_splits = {"forget": encoded["forget"], "retain": encoded["retain"]}
-        unlearned, info = unlearn(target, tokenizer, train_splits, texts["validation"], cfg.method, cfg.trainer, run_dir, logger, cfg.seed)
+        unlearned, info = unlearn(target, tokenizer, train_splits, texts["validation"], cfg.method, cfg.trainer, run_dir, logger,
+                                  cfg.seed, memorized)
 
     available = {"original": base, "target": target, "unlearned": unlearned, "oracle": oracle}
     available = {role: m for role, m in available.items() if m is not None}

@@ -45,5 +45,6 @@ class Collator:
             "input_ids": ids,
             "attention_mask": mask,
             "labels": labels,
+            "prefix_len": torch.tensor([it["prefix_len"] for it in items]),
             "index": torch.tensor([it["index"] for it in items]),
         }

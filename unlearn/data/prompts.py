@@ -26,3 +26,23 @@ PROMPTS = [
     "Researchers measured the temperature of the lake",
     "The garden behind the house was",
 ]
+
+# A disjoint set for the general text mixed into memorization, so no evaluation prompt is ever trained on.
+GENERAL_PROMPTS = [
+    "The weather report for the coming week",
+    "Our family spent the holidays",
+    "The football match ended with",
+    "A new study of sleep suggests",
+    "The city planners announced",
+    "My favourite book as a child was",
+    "The company's annual meeting",
+    "Volcanoes form when",
+    "The painter spent years working on",
+    "In the kitchen, the chef",
+    "The hiking trail climbs",
+    "Most modern computers use",
+    "The harbour was busy with",
+    "The poem begins with an image of",
+    "At the edge of the forest",
+    "The local newspaper reported that",
+]

@@ -118,6 +118,10 @@ def _hf(cfg) -> list[Record]:
     return [Record(id=f"{cfg.hf_name}-{i:06d}", text=row[cfg.text_field]) for i, row in enumerate(ds) if row[cfg.text_field].strip()]
 
 
+# Sources whose records are question -> answer (methods that rewrite answers, like IDK+AP, need one).
+QA_SOURCES = ("tofu",)
+
+
 def load_splits(cfg, root: str | None) -> tuple[list[Record], list[Record], list[Record]]:
     """(forget, retain, holdout). TOFU names its own splits; other sources are cut from one list."""
     if cfg.source == "tofu":

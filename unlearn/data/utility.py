@@ -13,12 +13,13 @@ from unlearn.errors import ConfigError
 from unlearn.generation import SamplingConfig, decode
 
 
-def base_model_samples(model, tokenizer, n: int, max_new_tokens: int, seed: int, cache_dir: Path, cache_tag: str) -> list[str]:
-    key = hashlib.sha256(json.dumps([cache_tag, n, max_new_tokens, seed, PROMPTS]).encode()).hexdigest()[:16]
+def base_model_samples(model, tokenizer, n: int, max_new_tokens: int, seed: int, cache_dir: Path, cache_tag: str,
+                       prompt_set: list[str] = PROMPTS) -> list[str]:
+    key = hashlib.sha256(json.dumps([cache_tag, n, max_new_tokens, seed, prompt_set]).encode()).hexdigest()[:16]
     path = Path(cache_dir) / "utility" / f"{key}.json"
     if path.is_file():
         return json.loads(path.read_text())
-    prompts = [PROMPTS[i % len(PROMPTS)] for i in range(n)]
+    prompts = [prompt_set[i % len(prompt_set)] for i in range(n)]
     ids = [tokenizer.encode(p, add_special_tokens=False) for p in prompts]
     outs = decode(model, ids, max_new_tokens, tokenizer.pad_token_id, batch_size=32, sampling=SamplingConfig(), seed=seed,
                   eos_id=tokenizer.eos_token_id)

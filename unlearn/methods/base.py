@@ -1,22 +1,32 @@
-"""The shared Lightning base every unlearning method subclasses.
+"""The shared Lightning base every training method subclasses.
 
-It owns the optimizer and schedule, the batching of forget and retain data, and logging. A method
-supplies `loss()` and, where it needs them, Lightning hooks (EMSO selects blocks at epoch start and
-masks gradients after backward). Checkpointing and early stopping are trainer callbacks
-(`unlearn/stages/trainer.py`), so every method gets them the same way.
+It owns the optimizer and schedule, the batching of forget and retain data, the frozen reference
+model (for methods that declare `needs_reference`), and logging. A method supplies `loss()` and,
+where it needs them, Lightning hooks (EMSO selects blocks at epoch start and masks gradients after
+backward; PDU updates its dual variable after each step). Checkpointing and early stopping are
+trainer callbacks (`unlearn/stages/trainer.py`), so every method gets them the same way.
 """
+import copy
+
 import torch
 import pytorch_lightning as pl
 from pytorch_lightning.utilities import CombinedLoader
-from torch.utils.data import DataLoader, RandomSampler
+from torch.utils.data import DataLoader
 
 from unlearn.data.collate import Collator, SequenceDataset
 from unlearn.errors import require
+from unlearn.methods.method import Method
+from unlearn.methods.sampling import PairedRandomSampler
 
 
-class UnlearningModule(pl.LightningModule):
-    name = "base"
-    needs_retain = False
+def frozen_copy(model: torch.nn.Module) -> torch.nn.Module:
+    reference = copy.deepcopy(model).eval()
+    for p in reference.parameters():
+        p.requires_grad_(False)
+    return reference
+
+
+class UnlearningModule(Method, pl.LightningModule):
     # Which named datasets drive an epoch: one pass over the first; the others are sampled to match.
     data_keys: tuple[str, ...] = ("forget",)
 
@@ -26,6 +36,8 @@ class UnlearningModule(pl.LightningModule):
         for key in self.data_keys:
             require(key in datasets and len(datasets[key]) > 0, f"method {self.name} needs a non-empty {key} set")
         self.model = model
+        # Taken before any step, so it is the target model θ_o; a submodule so Lightning moves it to the device.
+        self.reference = frozen_copy(model) if self.needs_reference else None
         self.cfg = cfg
         self.datasets = datasets
         self.collator = collator
@@ -35,15 +47,33 @@ class UnlearningModule(pl.LightningModule):
     # --- what a method supplies -------------------------------------------------------------------
     @classmethod
     def validate_config(cls, cfg) -> None:
+        super().validate_config(cfg)
         require(cfg.lr > 0, f"method.lr must be > 0 (got {cfg.lr})")
         require(cfg.batch_size >= 1, f"method.batch_size must be >= 1 (got {cfg.batch_size})")
+        require(cfg.get("warmup_steps", 0) >= 0 and cfg.get("warmup_epochs", 0) >= 0, "method warm-up must be >= 0")
 
     def loss(self, batches: dict[str, dict]) -> tuple[torch.Tensor, dict[str, float]]:
         raise NotImplementedError
 
+    def collate_fn(self, key: str):
+        """How the items of dataset `key` become a batch; IDK+AP pairs true and refusal answers."""
+        return self.collator
+
     # --- shared machinery ----------------------------------------------------------------------------
     def logits(self, batch: dict) -> torch.Tensor:
         return self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+
+    @torch.no_grad()
+    def reference_logits(self, batch: dict) -> torch.Tensor:
+        return self.reference(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+
+    def train(self, mode: bool = True):
+        # Lightning puts the whole module in train mode each epoch; the reference must stay in eval
+        # mode (no dropout) so it is exactly θ_o.
+        super().train(mode)
+        if self.reference is not None:
+            self.reference.eval()
+        return self
 
     def training_step(self, batches, batch_idx):
         loss, logs = self.loss(batches)
@@ -55,6 +85,14 @@ class UnlearningModule(pl.LightningModule):
     def trainable_parameters(self) -> list[torch.nn.Parameter]:
         return [p for p in self.model.parameters() if p.requires_grad]
 
+    def warmup_steps(self) -> int:
+        cfg = self.cfg
+        if cfg.get("warmup_epochs"):
+            # Closer-Look warms up for one epoch of optimizer steps, whatever the data size.
+            per_epoch = self.trainer.estimated_stepping_batches / max(self.trainer.max_epochs, 1)
+            return max(1, round(cfg.warmup_epochs * per_epoch))
+        return cfg.get("warmup_steps", 0)
+
     def configure_optimizers(self):
         cfg = self.cfg
         optimizer = torch.optim.AdamW(
@@ -63,7 +101,7 @@ class UnlearningModule(pl.LightningModule):
             betas=tuple(cfg.get("betas", (0.9, 0.999))),
             weight_decay=cfg.get("weight_decay", 0.0),
         )
-        warmup = cfg.get("warmup_steps", 0)
+        warmup = self.warmup_steps()
         if not warmup:
             return optimizer
         schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / warmup))
@@ -74,12 +112,11 @@ class UnlearningModule(pl.LightningModule):
         main = self.datasets[main_key]
         generator = torch.Generator().manual_seed(self.seed)
         loaders = {
-            main_key: DataLoader(main, batch_size=self.cfg.batch_size, shuffle=True, collate_fn=self.collator, generator=generator)
+            main_key: DataLoader(main, batch_size=self.cfg.batch_size, shuffle=True, collate_fn=self.collate_fn(main_key),
+                                 generator=generator)
         }
-        for key in self.data_keys[1:]:
-            # Each forget batch is paired with a random batch of this set. Under DDP Lightning wraps the
-            # sampler so every rank draws *different* samples (a known peer bug draws the same ones).
-            sampler = RandomSampler(self.datasets[key], replacement=True, num_samples=len(main),
-                                    generator=torch.Generator().manual_seed(self.seed + 1))
-            loaders[key] = DataLoader(self.datasets[key], batch_size=self.cfg.batch_size, sampler=sampler, collate_fn=self.collator)
+        for offset, key in enumerate(self.data_keys[1:], start=1):
+            sampler = PairedRandomSampler(len(self.datasets[key]), len(main), self.seed + offset)
+            loaders[key] = DataLoader(self.datasets[key], batch_size=self.cfg.batch_size, sampler=sampler,
+                                      collate_fn=self.collate_fn(key))
         return CombinedLoader(loaders, mode="max_size_cycle")

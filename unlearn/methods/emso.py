@@ -15,7 +15,7 @@ from unlearn.errors import require
 from unlearn.methods.base import UnlearningModule
 from unlearn.methods.emso_selection import block_scores, select_blocks
 from unlearn.methods.losses import entropy_loss, mean_nll
-from unlearn.models.blocks import block_masks, enumerate_blocks
+from unlearn.models.blocks import block_masks, count_blocks, enumerate_blocks
 
 SELECTIONS = ("contrastive", "magnitude", "random", "full")
 OBJECTIVES = ("em", "nll_ascent")
@@ -46,6 +46,11 @@ class EMSO(UnlearningModule):
         require(cfg.reselect_every in RESELECT, f"method.reselect_every={cfg.reselect_every!r}; use one of {RESELECT}")
         require(cfg.get("weight_decay", 0.0) == 0.0,
                 "EMSO needs method.weight_decay=0: decay would move unselected weights, which must stay identical")
+
+    @classmethod
+    def validate_for_model(cls, cfg, model_config):
+        available = count_blocks(model_config)
+        require(cfg.k <= available, f"method.k={cfg.k} but the model has only {available} candidate blocks")
 
     def objective(self, logits, labels):
         if self.cfg.objective == "em":

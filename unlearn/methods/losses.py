@@ -1,4 +1,6 @@
 """Shared loss primitives (spec §1). Labels follow the HF convention: -100 is ignored, shift by one."""
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -44,3 +46,76 @@ def entropy_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     logits, _ = shift(logits, labels)
     mask = valid(labels)
     return -(token_entropy(logits) * mask).sum() / mask.sum().clamp(min=1)
+
+
+def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    mask = mask.to(values.dtype)
+    return (values * mask).sum() / mask.sum().clamp(min=1)
+
+
+# --- KL to a frozen reference (spec §2.3) -----------------------------------------------------------
+def kl_to_reference(logits: torch.Tensor, ref_logits: torch.Tensor, labels: torch.Tensor, positions: str = "labels") -> torch.Tensor:
+    """KL(P_ref || P_θ). `labels`: mean over valid next-token positions. `all`: the reference code's
+    kl_div(..., reduction='batchmean') on all B·T rows flattened, prompt and padding rows included."""
+    logp, ref_logp = upcast(logits).log_softmax(-1), upcast(ref_logits).log_softmax(-1)
+    if positions == "all":
+        vocab = logp.shape[-1]
+        return F.kl_div(logp.reshape(-1, vocab), ref_logp.reshape(-1, vocab), log_target=True, reduction="batchmean")
+    logp, ref_logp = logp[:, :-1], ref_logp[:, :-1]
+    per_position = (ref_logp.exp() * (ref_logp - logp)).sum(-1)
+    return masked_mean(per_position, valid(labels))
+
+
+# --- DI / UNDIAL (spec §2.4) -------------------------------------------------------------------------
+def imagined_target(teacher_logits: torch.Tensor, targets: torch.Tensor, gamma: float) -> torch.Tensor:
+    """softmax(z_teacher − γ·e_y): the teacher with its true-token logit lowered by γ."""
+    z = upcast(teacher_logits)
+    index = targets[..., None]
+    return z.scatter_add(-1, index, z.new_full(index.shape, -gamma)).softmax(-1)
+
+
+def soft_cross_entropy(logits: torch.Tensor, target_probs: torch.Tensor) -> torch.Tensor:
+    """−Σ_k s_k log P_k per position."""
+    return -(target_probs * upcast(logits).log_softmax(-1)).sum(-1)
+
+
+def deliberate_imagination_loss(logits, teacher_logits, input_ids, labels, gamma: float, positions: str = "labels") -> torch.Tensor:
+    """Self-distillation towards the γ-lowered teacher. `labels`: valid label positions only.
+    `all` (the DI code): every position, the next input token as the one to lower (padding included)."""
+    logits, teacher_logits = logits[:, :-1], teacher_logits[:, :-1]
+    if positions == "all":
+        targets, mask = input_ids[:, 1:], torch.ones_like(input_ids[:, 1:], dtype=torch.bool)
+    else:
+        targets, mask = labels[:, 1:].clamp(min=0), valid(labels)
+    return masked_mean(soft_cross_entropy(logits, imagined_target(teacher_logits, targets, gamma)), mask)
+
+
+# --- ME (spec §2.7) ----------------------------------------------------------------------------------
+def uniform_divergence(logits: torch.Tensor, variant: str) -> torch.Tensor:
+    """Per-position ME term, minimized at the uniform distribution.
+    `neg_entropy` (paper prose, EMSO): −H(P) = KL(P‖U) − log V.
+    `kl_u_p` (Closer-Look code's kl_div(log P, U)): KL(U‖P) = −log V − (1/V) Σ_k log P_k."""
+    logp = upcast(logits).log_softmax(-1)
+    if variant == "neg_entropy":
+        return (logp.exp() * logp).sum(-1)
+    return -math.log(logp.shape[-1]) - logp.mean(-1)
+
+
+# --- IDK+AP (spec §2.8) ------------------------------------------------------------------------------
+def answer_preservation(margin: torch.Tensor, beta: float) -> torch.Tensor:
+    """−(1/β)·mean log σ(β·margin), margin = log π(y_true|q) − log π(y_idk|q) (sequence sums)."""
+    return F.softplus(-beta * margin).mean() / beta
+
+
+# --- PDU (spec §2.10) --------------------------------------------------------------------------------
+def logit_margin(logits: torch.Tensor) -> torch.Tensor:
+    """(max_k z_k − mean_k z_k)² per position: 0 iff every logit is equal (uniform prediction)."""
+    logits = upcast(logits)
+    return (logits.max(-1).values - logits.mean(-1)) ** 2
+
+
+def logit_margin_loss(logits: torch.Tensor, labels: torch.Tensor, positions: str = "labels") -> torch.Tensor:
+    """`labels`: mean over valid next-token positions. `all` (the PDU code): every one of the B·T rows."""
+    if positions == "all":
+        return logit_margin(logits).mean()
+    return masked_mean(logit_margin(logits[:, :-1]), valid(labels))

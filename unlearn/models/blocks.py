@@ -69,14 +69,27 @@ def _head_counts(config) -> tuple[int, int, int]:
     return heads, kv_heads, head_dim
 
 
-def enumerate_blocks(model: torch.nn.Module) -> list[Block]:
-    config = model.config
+def _layout(config):
     if config.model_type not in _LAYOUTS:
         raise UnlearnError(
             f"block selection does not know the {config.model_type!r} architecture; "
             f"supported: {sorted(_LAYOUTS)}"
         )
-    layers_path, attention, mlp = _LAYOUTS[config.model_type]
+    return _LAYOUTS[config.model_type]
+
+
+def count_blocks(config) -> int:
+    """How many candidate blocks `enumerate_blocks` gives, from the HF config alone (config-time checks)."""
+    _, attention, mlp = _layout(config)
+    heads, kv_heads, _ = _head_counts(config)
+    layers = getattr(config, "num_hidden_layers", None) or config.num_layers
+    per_layer = sum(heads if kind == "q" else kv_heads for *_, kind in attention) + len(mlp)
+    return layers * per_layer
+
+
+def enumerate_blocks(model: torch.nn.Module) -> list[Block]:
+    config = model.config
+    layers_path, attention, mlp = _layout(config)
     heads, kv_heads, head_dim = _head_counts(config)
     params = dict(model.named_parameters())
     n_layers = len(model.get_submodule(layers_path))

@@ -15,8 +15,9 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from unlearn.errors import UnlearnError
+from unlearn.models.contrastive import ContrastivePair, is_contrastive_folder
 from unlearn.models.hub import hub_offline
-from unlearn.models.tiny import build_tiny_model, train_tokenizer
+from unlearn.models.tiny import build_tiny_model, tiny_config, train_tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,32 @@ def load_model(spec, cache_dir: str | os.PathLike, corpus: list[str] | None = No
     raise UnlearnError(f"model.source={source!r} is unknown; use hub, local, gguf_package or tiny")
 
 
+def peek_config(spec, cache_dir: str | os.PathLike):
+    """The model's HF config without loading weights, when it is at hand (tiny models, a local folder,
+    the hub cache, the dequantized GGUF cache); None otherwise. For config-time checks only."""
+    from transformers import AutoConfig
+
+    source = spec.source
+    try:
+        if source == "tiny":
+            return tiny_config(spec, spec.vocab_size)
+        if source == "local":
+            folder = Path(spec.name_or_path)
+            folder = folder / "original" if is_contrastive_folder(folder) else folder
+            return AutoConfig.from_pretrained(folder) if (folder / "config.json").is_file() else None
+        if source == "hub":
+            return AutoConfig.from_pretrained(spec.name_or_path, local_files_only=True, revision=spec.get("revision"))
+        if source == "gguf_package":
+            cached = Path(cache_dir) / "models" / f"{spec.name}-{spec.get('dtype', 'float32')}"
+            return AutoConfig.from_pretrained(cached) if (cached / "config.json").is_file() else None
+    except (OSError, ValueError):
+        return None
+    return None
+
+
 def _load_local(path: Path, dtype):
+    if is_contrastive_folder(path):  # a saved contrastive-decoding pair (method=cd)
+        return ContrastivePair.from_pretrained(path, dtype), AutoTokenizer.from_pretrained(path)
     if not (path / "config.json").is_file():
         raise UnlearnError(
             f"model folder {path} has no config.json; point model.name_or_path at a folder written by "

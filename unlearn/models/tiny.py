@@ -28,10 +28,10 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int) -> PreTrainedTokenize
     return fast
 
 
-def build_tiny_model(spec, vocab_size: int, seed: int) -> torch.nn.Module:
-    torch.manual_seed(seed)
+def tiny_config(spec, vocab_size: int):
+    """The HF config of a tiny model; also what config-time checks read (no weights needed)."""
     if spec.arch == "gpt_neo":
-        config = GPTNeoConfig(
+        return GPTNeoConfig(
             vocab_size=vocab_size,
             hidden_size=spec.hidden_size,
             num_layers=spec.num_layers,
@@ -46,9 +46,8 @@ def build_tiny_model(spec, vocab_size: int, seed: int) -> torch.nn.Module:
             bos_token_id=0,
             eos_token_id=0,
         )
-        return GPTNeoForCausalLM(config)
     if spec.arch == "llama":
-        config = LlamaConfig(
+        return LlamaConfig(
             vocab_size=vocab_size,
             hidden_size=spec.hidden_size,
             intermediate_size=4 * spec.hidden_size,
@@ -61,7 +60,13 @@ def build_tiny_model(spec, vocab_size: int, seed: int) -> torch.nn.Module:
             eos_token_id=0,
             pad_token_id=0,
         )
-        return LlamaForCausalLM(config)
     from unlearn.errors import ConfigError
 
     raise ConfigError(f"model.arch={spec.arch!r} is not a tiny architecture; use gpt_neo or llama")
+
+
+def build_tiny_model(spec, vocab_size: int, seed: int) -> torch.nn.Module:
+    config = tiny_config(spec, vocab_size)
+    torch.manual_seed(seed)
+    model_cls = GPTNeoForCausalLM if spec.arch == "gpt_neo" else LlamaForCausalLM
+    return model_cls(config)

@@ -12,6 +12,8 @@ for noisy in ("pytorch_lightning.utilities.rank_zero", "lightning.pytorch.utilit
 warnings.filterwarnings("ignore", ".*does not have many workers.*")
 warnings.filterwarnings("ignore", ".*Checkpoint directory.*exists and is not empty.*")
 warnings.filterwarnings("ignore", ".*isinstance\\(treespec, LeafSpec\\).*")
+# KL's reference and DI's teacher are frozen copies kept in eval mode on purpose (methods/base.py).
+warnings.filterwarnings("ignore", ".*module\\(s\\) in eval mode at the start of training.*")
 
 
 def build_trainer(cfg, max_epochs: int, run_dir: Path | None, callbacks=(), logger=False) -> pl.Trainer:

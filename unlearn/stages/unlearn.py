@@ -1,16 +1,27 @@
-"""Unlearn stage: copy the target, let the configured method train it, return it with its history."""
+"""Unlearn stage: let the configured method turn the target into the unlearned model.
+
+Training methods copy the target and train the copy under Lightning; training-free methods (TA, CD)
+build the unlearned model from the target and the memorized model.
+"""
 import copy
 
 from unlearn.data.collate import Collator, SequenceDataset
 from unlearn.data.encode import EncodedSplit
+from unlearn.errors import require
 from unlearn.methods import get_method
 from unlearn.methods.callbacks import PerplexityEarlyStop
 from unlearn.stages.trainer import build_trainer
 
 
 def unlearn(target, tokenizer, encoded: dict[str, EncodedSplit], validation: list[list[int]], method_cfg, trainer_cfg,
-            run_dir, logger, seed: int):
+            run_dir, logger, seed: int, memorized=None):
     method_cls = get_method(method_cfg.name)
+    if method_cls.needs_memorized:
+        require(memorized is not None, f"method {method_cfg.name} needs the memorized model; the pipeline builds it")
+    if not method_cls.trains:
+        model = method_cls.build(target, memorized, method_cfg)
+        return model, {"method": method_cfg.name, "epochs_run": 0, "steps": 0, "early_stop": None, "history": []}
+
     model = copy.deepcopy(target).train()
     for p in model.parameters():
         p.requires_grad_(True)

@@ -1,0 +1,67 @@
+"""Run one method under 2-process CPU DDP (conf/trainer/ddp_cpu.yaml) and record, per rank and step,
+which forget/retain items it trained on, its retain loss and PDU's λ.
+
+Not a test module: tests/test_ddp.py runs it as a script, because Lightning's DDP launcher starts the
+second rank by re-running the command line. Several methods run one after the other in the same two
+processes. Usage: python tests/ddp_worker.py OUT_DIR METHOD[:override,override...] ...
+"""
+import json
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+import pytorch_lightning as pl  # noqa: E402
+import torch  # noqa: E402
+
+from tests.conftest import compose  # noqa: E402
+from unlearn.data.collate import Collator, SequenceDataset  # noqa: E402
+from unlearn.data.encode import encode_split  # noqa: E402
+from unlearn.data.synthetic import synthetic_records  # noqa: E402
+from unlearn.methods import get_method  # noqa: E402
+from unlearn.models.tiny import build_tiny_model, train_tokenizer  # noqa: E402
+from unlearn.stages.trainer import build_trainer  # noqa: E402
+
+N_FORGET, N_RETAIN = 8, 32  # a retain set larger than the forget set: the forget set must still drive the epoch
+
+
+class Recorder(pl.Callback):
+    def __init__(self):
+        self.steps = []
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+        metrics = trainer.callback_metrics
+        retain = batch["retain"]
+        self.steps.append({
+            "epoch": trainer.current_epoch,
+            "forget": batch["forget"]["index"].tolist(),
+            "retain": (retain["true"] if "true" in retain else retain)["index"].tolist(),
+            "retain_nll": float(metrics["train/retain_nll"]),
+            "lambda": module.dual.value if hasattr(module, "dual") else None,
+        })
+
+
+def main(method: str, out_dir: Path, overrides: list[str]) -> None:
+    cfg = compose([f"method={method}", "trainer=ddp_cpu", "method.batch_size=2", "method.max_epochs=3", "method.lr=1e-3",
+                   "method.early_stop.enabled=false", *overrides])
+    records = synthetic_records(N_FORGET + N_RETAIN, seed=0)
+    tokenizer = train_tokenizer([r.text for r in records], 300)
+    model = build_tiny_model(compose(["model=tiny-gpt-neo"]).model, len(tokenizer), seed=0).train()
+    encode = lambda recs: encode_split(recs, tokenizer, len(tokenizer), False, 4)  # noqa: E731
+    datasets = {"forget": SequenceDataset(encode(records[:N_FORGET])), "retain": SequenceDataset(encode(records[N_FORGET:]))}
+    module = get_method(method)(model, cfg.method, datasets, Collator(tokenizer.pad_token_id), seed=0)
+    recorder = Recorder()
+    trainer = build_trainer(cfg.trainer, cfg.method.max_epochs, None, [recorder])
+    trainer.fit(module)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    result = {"rank": trainer.global_rank, "world_size": trainer.world_size, "steps": recorder.steps,
+              "torch_threads": torch.get_num_threads()}
+    (out_dir / f"{method}_rank{trainer.global_rank}.json").write_text(json.dumps(result))
+
+
+if __name__ == "__main__":
+    torch.set_num_threads(1)  # two ranks share the test machine's cores
+    for spec in sys.argv[2:]:
+        name, _, overrides = spec.partition(":")
+        main(name, Path(sys.argv[1]), [o for o in overrides.split(",") if o])
