@@ -43,14 +43,22 @@ def tradeoff_figure(rows: pd.DataFrame, panels, path) -> list[str]:
                   and sub[[p.x, p.y]].dropna().shape[0] > 0]
         if not usable:
             continue
-        fig, axes = plt.subplots(1, len(usable), figsize=(4.6 * len(usable), 4.2), squeeze=False, layout="constrained")
-        for ax, p in zip(axes[0], usable):
+        ncols = min(2, len(usable))
+        nrows = -(-len(usable) // ncols)
+        fig, axes = plt.subplots(nrows, ncols, figsize=(5.2 * ncols, 4.2 * nrows), squeeze=False, layout="constrained")
+        for ax, p in zip(axes.flat, usable):
             _panel(ax, sub, p.x, p.y, colors)
-        handles, labels = {}, []
-        for ax in axes[0]:
+            if p.get("logx"):
+                ax.set_xscale("log")
+        for ax in axes.flat[len(usable):]:
+            ax.set_visible(False)
+        handles = {}
+        for ax in axes.flat:
             for h, label in zip(*ax.get_legend_handles_labels()):
                 handles.setdefault(label, h)
-        fig.legend(handles.values(), handles.keys(), loc="outside lower center", ncol=min(len(handles), 6), frameon=False)
+        if "collapsed" in handles:  # last, after the methods and references
+            handles["collapsed"] = handles.pop("collapsed")
+        fig.legend(handles.values(), handles.keys(), loc="outside lower center", ncol=min(len(handles), 8), frameon=False)
         fig.suptitle(f"Erasure–utility trade-off: {model}, {data} (labels: strength)")
         out = f"{path}_{model}_{data}.png"
         fig.savefig(out, dpi=130)

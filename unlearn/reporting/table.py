@@ -44,12 +44,18 @@ def method_table(records: pd.DataFrame, cfg) -> tuple[pd.DataFrame, list[str]]:
     flags = collapse_flags(records, cfg.collapse)
     table["collapsed"] = [bool(flags.get((j, r), False)) for j, r in zip(table.job, table.role)]
     refs = table[table.role.isin(list(cfg.references))].drop_duplicates(["model_name", "data", "role"])
+    order = {role: i for i, role in enumerate(cfg.references)}
+    refs = refs.sort_values("role", key=lambda r: r.map(order), kind="stable")
     refs = refs.assign(method=refs.role, strength=None, knob=None, variant="")
     methods = table[table.role == "unlearned"].copy()
     methods["strength"] = methods.strength.astype(object)
     agg = {m: "mean" for m in metrics} | {"collapsed": "any", "job": "count", "knob": "first"}
     methods = methods.groupby(STRENGTH_ROWS, dropna=False, sort=False).agg(agg).rename(columns={"job": "n_jobs"}).reset_index()
     rows = pd.concat([refs.assign(kind="reference", n_jobs=1), methods.assign(kind="method")], ignore_index=True)
+    # One block per (model, data), in first-seen order: its references, then its methods.
+    block = pd.Series(list(zip(rows.model_name, rows.data)), index=rows.index)
+    first = {key: i for i, key in enumerate(dict.fromkeys(block))}
+    rows = rows.iloc[sorted(rows.index, key=lambda i: (first[block[i]], rows.kind[i] != "reference"))].reset_index(drop=True)
     rows["label"] = [f"{m} ({v})" if v else m for m, v in zip(rows.method, rows.variant)]
     return rows[["model_name", "data", "kind", "method", "variant", "label", "knob", "strength", "n_jobs", "collapsed"] + metrics], metrics
 
