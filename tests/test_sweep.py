@@ -48,6 +48,9 @@ def test_failing_job_is_recorded_and_the_sweep_goes_on(sweep):
     assert not (failed / "results.json").exists()
     assert (ok0 / "results.json").is_file() and (ok2 / "results.json").is_file()  # the job after the failure ran
     assert "the sweep goes on" in sweep["proc"].stderr
+    status = json.loads((sweep["dir"] / "sweep_status.json").read_text())
+    assert (len(status["done"]), status["failed"], status["skipped"]) == (2, [failed.name], [])
+    assert "2 done, 1 failed, 0 skipped" in sweep["proc"].stdout
 
 
 def test_memorized_target_is_built_once_per_sweep(sweep):
