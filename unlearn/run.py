@@ -18,7 +18,7 @@ from unlearn.errors import UnlearnError
 @hydra.main(version_base="1.3", config_path="../conf", config_name="run")
 def main(cfg) -> None:
     from unlearn.pipeline import run_pipeline
-    from unlearn.sweep import in_multirun, record_status, skip_reason
+    from unlearn.sweep import finish_failed_wandb_run, in_multirun, record_status, skip_reason
 
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
@@ -32,6 +32,7 @@ def main(cfg) -> None:
     except Exception as err:
         if in_multirun():
             path = record_status(run_dir, "failed", overrides, err)
+            finish_failed_wandb_run()
             print(f"error in job {hydra_cfg.job.num} ({' '.join(overrides)}): {type(err).__name__}: {err}\n"
                   f"  recorded in {path}; the sweep goes on", file=sys.stderr)
             return

@@ -76,6 +76,16 @@ def record_status(run_dir: Path, status: str, overrides, err: BaseException | No
     return path
 
 
+def finish_failed_wandb_run() -> None:
+    """A job that raised mid-training leaves its W&B run open; close it as failed so the next job of the
+    same process starts its own run instead of writing into this one."""
+    import sys
+
+    wandb = sys.modules.get("wandb")
+    if wandb is not None and wandb.run is not None:
+        wandb.finish(exit_code=1)
+
+
 def read_status(run_dir: Path) -> dict | None:
     for name in ("failed.json", "skipped.json"):
         if (Path(run_dir) / name).is_file():
