@@ -15,7 +15,9 @@ def wandb_has_key() -> bool:
     return netrc.is_file() and "api.wandb.ai" in netrc.read_text(errors="ignore")
 
 
-def build_logger(cfg, run_dir: Path, run_name: str, resolved_config: dict):
+def build_logger(cfg, run_dir: Path, run_name: str, resolved_config: dict, group: str | None = None,
+                 tags: list[str] | None = None):
+    """`group`/`tags` come from the sweep (one W&B run per job, grouped by sweep); the config's own win."""
     if cfg.name == "csv":
         return CSVLogger(save_dir=str(run_dir), name="logs", version="")
     if cfg.name == "wandb":
@@ -23,8 +25,8 @@ def build_logger(cfg, run_dir: Path, run_name: str, resolved_config: dict):
         logger = WandbLogger(
             project=cfg.project,
             entity=cfg.get("entity"),
-            group=cfg.get("group"),
-            tags=list(cfg.get("tags") or []),
+            group=cfg.get("group") or group,
+            tags=list(cfg.get("tags") or []) + list(tags or []),
             name=run_name,
             save_dir=str(run_dir),
             offline=mode == "offline",
@@ -43,6 +45,9 @@ def log_final(logger, records: list[dict], extra: dict | None = None) -> None:
         if extra:
             run.summary.update(extra)
         logger.experiment.log(flat)
+        from unlearn.wandb_tables import log_tables
+
+        log_tables(run, records, (extra or {}).get("strength"))
     else:
         logger.log_metrics(flat)
         logger.save()

@@ -22,6 +22,7 @@ from unlearn.seeding import seed_everything
 from unlearn.stages.evaluate import build_contexts, eval_settings, evaluate, validate_metrics
 from unlearn.stages.memorize import memorize, memorize_forget
 from unlearn.stages.unlearn import unlearn
+from unlearn.sweep import apply_strength, strength_of, sweep_group, wandb_tags
 
 MODEL_ROLES = ("original", "target", "unlearned", "oracle")
 
@@ -80,6 +81,7 @@ def encode_splits(cfg, named_records: dict[str, list], model, tokenizer) -> dict
 
 def run_pipeline(cfg, run_dir: Path) -> dict:
     run_dir = Path(run_dir)
+    apply_strength(cfg)
     validate_config(cfg)
     method_cls = get_method(cfg.method.name)
     seed_everything(cfg.seed)
@@ -116,7 +118,7 @@ def run_pipeline(cfg, run_dir: Path) -> dict:
                                         card["key"], cfg.model.get("dtype", "float32"), cfg.seed)
 
     resolved = to_container(cfg)
-    logger = build_logger(cfg.logger, run_dir, cfg.run_name, resolved)
+    logger = build_logger(cfg.logger, run_dir, cfg.run_name, resolved, sweep_group(), wandb_tags(cfg))
     with timer("unlearn"):
         unlearned, info = unlearn(target, tokenizer, train_splits, texts["validation"], cfg.method, cfg.trainer, run_dir, logger,
                                   cfg.seed, memorized)
@@ -141,6 +143,7 @@ def run_pipeline(cfg, run_dir: Path) -> dict:
         "model": cfg.model.name,
         "data": cfg.data.name,
         "seed": cfg.seed,
+        "strength": strength_of(cfg),
         "memorize": card,
         "unlearn": info,
         "timings_s": timer.seconds,
@@ -151,7 +154,8 @@ def run_pipeline(cfg, run_dir: Path) -> dict:
     write_json(run_dir / "generations.json", {role: c.generation_log for role, c in contexts.items() if c.generation_log})
     (run_dir / "results.md").write_text(f"# {cfg.run_name}\n\n{table}\n")
     (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
-    log_final(logger, records, {"selected_blocks": json.dumps([h for h in info["history"] if "blocks" in h])})
+    log_final(logger, records, {"selected_blocks": json.dumps([h for h in info["history"] if "blocks" in h]),
+                                "strength": strength_of(cfg)})
     if hasattr(logger, "experiment") and hasattr(logger.experiment, "finish"):
         logger.experiment.finish()
     print(f"\n{table}\n\nresults: {run_dir / 'results.json'}")

@@ -1,0 +1,58 @@
+"""Every results.json below a directory as one long pandas frame (one row per record), with each job's
+method, model, data, seed and erasure strength; failed/skipped jobs listed apart."""
+import json
+from pathlib import Path
+
+import pandas as pd
+from omegaconf import OmegaConf
+
+from unlearn.sweep import read_status, strength_of
+
+JOB_COLUMNS = ["job", "method", "model_name", "data", "seed", "knob", "strength", "variant"]
+# Overrides that are a row's identity already (or averaged over), so they never split a method's row.
+IDENTITY_KEYS = ("seed", "strength", "method", "model", "data", "level")
+
+
+def _job_info(results: dict, run_dir: Path, root: Path) -> dict:
+    config_path = run_dir / "config.yaml"
+    cfg = OmegaConf.load(config_path) if config_path.is_file() else OmegaConf.create({})
+    strength = results.get("strength", strength_of(cfg))
+    return {"job": str(run_dir.relative_to(root)) or ".", "method": results["method"], "model_name": results["model"],
+            "data": results["data"], "seed": results.get("seed"), "knob": OmegaConf.select(cfg, "method.strength_knob"),
+            "strength": strength, "overrides": _overrides(run_dir)}
+
+
+def _overrides(run_dir: Path) -> tuple:
+    path = run_dir / ".hydra" / "overrides.yaml"
+    return tuple(OmegaConf.load(path)) if path.is_file() else ()
+
+
+def _variants(infos: list[dict]) -> None:
+    """A job's variant: its overrides that not every job shares (method.lr=0.01 in an lr sweep), minus
+    identity keys and the strength knob; jobs of one variant at one strength are averaged (seeds)."""
+    shared = set.intersection(*(set(i["overrides"]) for i in infos)) if infos else set()
+    for info in infos:
+        skip = set(IDENTITY_KEYS) | {f"method.{info['knob']}"}
+        info["variant"] = " ".join(o for o in info.pop("overrides") if o not in shared and o.split("=")[0].lstrip("+~") not in skip)
+
+
+def load_records(root: Path) -> pd.DataFrame:
+    root = Path(root)
+    jobs = [(json.loads(p.read_text()), p.parent) for p in sorted(root.rglob("results.json"))]
+    infos = [_job_info(results, run_dir, root) for results, run_dir in jobs]
+    _variants(infos)
+    rows = []
+    for (results, _), info in zip(jobs, infos):
+        for r in results["records"]:
+            rows.append({**info, "role": r["model"], "split": r["split"], "metric": r["metric"], "value": r.get("value")})
+    return pd.DataFrame(rows, columns=JOB_COLUMNS + ["role", "split", "metric", "value"])
+
+
+def load_statuses(root: Path) -> list[dict]:
+    """Jobs that wrote failed.json or skipped.json instead of results.json."""
+    out = []
+    for path in sorted(list(Path(root).rglob("failed.json")) + list(Path(root).rglob("skipped.json"))):
+        status = read_status(path.parent) or {}
+        out.append({"job": str(path.parent.relative_to(root)), "status": status.get("status"),
+                    "error": status.get("error") or status.get("reason", ""), "overrides": " ".join(status.get("overrides", []))})
+    return out

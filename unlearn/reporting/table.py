@@ -1,0 +1,95 @@
+"""EMSO Table 1 shape: rows = reference models and methods (at each strength), columns = metrics on
+their configured split; collapsed rows marked and left out of the best / second-best ranking."""
+import pandas as pd
+
+STRENGTH_ROWS = ["model_name", "data", "method", "variant", "strength"]
+
+
+def wide(records: pd.DataFrame, columns) -> pd.DataFrame:
+    """One row per (role, job) with a column per configured metric taken from its split."""
+    keep = pd.concat([records[(records.metric == c.metric) & (records.split == c.split)] for c in columns]) \
+        if len(records) else records
+    table = keep.pivot_table(index=["job", "role"], columns="metric", values="value", aggfunc="first")
+    info = records.drop_duplicates("job").set_index("job")[["method", "model_name", "data", "seed", "knob", "strength", "variant"]]
+    table = table.reset_index().join(info, on="job")
+    present = [c.metric for c in columns if c.metric in table.columns]
+    return table, present
+
+
+def collapse_flags(records: pd.DataFrame, cfg) -> pd.Series:
+    """(job, role) -> collapsed. The `collapse` record wins; else any threshold that trips."""
+    flags = {}
+    for (job, role), group in records.groupby(["job", "role"]):
+        explicit = group[group.metric == cfg.record]
+        if len(explicit):
+            flags[(job, role)] = bool((explicit.value >= 1.0).any())
+            continue
+        target = records[(records.job == job) & (records.role == "target")]
+        tripped = False
+        for t in cfg.thresholds:
+            value = group[(group.metric == t.metric) & (group.split == t.split)].value
+            if value.empty or pd.isna(value.iloc[0]):
+                continue
+            v = value.iloc[0]
+            ref = target[(target.metric == t.metric) & (target.split == t.split)].value
+            tripped |= ("max" in t and v > t.max) or ("min" in t and v < t.min) or \
+                       ("max_ratio" in t and not ref.empty and v > t.max_ratio * ref.iloc[0])
+        flags[(job, role)] = bool(tripped)
+    return pd.Series(flags, dtype=bool)
+
+
+def method_table(records: pd.DataFrame, cfg) -> tuple[pd.DataFrame, list[str]]:
+    """Rows: each model's reference roles (from its first job) then every (method, strength), seeds averaged."""
+    table, metrics = wide(records, cfg.columns)
+    flags = collapse_flags(records, cfg.collapse)
+    table["collapsed"] = [bool(flags.get((j, r), False)) for j, r in zip(table.job, table.role)]
+    refs = table[table.role.isin(list(cfg.references))].drop_duplicates(["model_name", "data", "role"])
+    order = {role: i for i, role in enumerate(cfg.references)}
+    refs = refs.sort_values("role", key=lambda r: r.map(order), kind="stable")
+    refs = refs.assign(method=refs.role, strength=None, knob=None, variant="")
+    methods = table[table.role == "unlearned"].copy()
+    methods["strength"] = methods.strength.astype(object)
+    agg = {m: "mean" for m in metrics} | {"collapsed": "any", "job": "count", "knob": "first"}
+    methods = methods.groupby(STRENGTH_ROWS, dropna=False, sort=False).agg(agg).rename(columns={"job": "n_jobs"}).reset_index()
+    rows = pd.concat([refs.assign(kind="reference", n_jobs=1), methods.assign(kind="method")], ignore_index=True)
+    # One block per (model, data), in first-seen order: its references, then its methods.
+    block = pd.Series(list(zip(rows.model_name, rows.data)), index=rows.index)
+    first = {key: i for i, key in enumerate(dict.fromkeys(block))}
+    rows = rows.iloc[sorted(rows.index, key=lambda i: (first[block[i]], rows.kind[i] != "reference"))].reset_index(drop=True)
+    rows["label"] = [f"{m} ({v})" if v else m for m, v in zip(rows.method, rows.variant)]
+    return rows[["model_name", "data", "kind", "method", "variant", "label", "knob", "strength", "n_jobs", "collapsed"] + metrics], metrics
+
+
+def rank_marks(rows: pd.DataFrame, cfg, metrics: list[str]) -> pd.DataFrame:
+    """'best' / 'second' per metric among non-collapsed methods of the same model and data."""
+    better = {c.metric: c.better for c in cfg.columns}
+    marks = pd.DataFrame("", index=rows.index, columns=metrics)
+    ranked = rows[(rows.kind == "method") & ~rows.collapsed]
+    for _, group in ranked.groupby(["model_name", "data"], sort=False):
+        for m in metrics:
+            order = group[m].dropna().rank(method="min", ascending=better[m] == "lower")
+            marks.loc[order[order == 1].index, m] = "best"
+            marks.loc[order[order == 2].index, m] = "second"
+    return marks
+
+
+def _fmt(value) -> str:
+    if value is None or pd.isna(value):
+        return "—"
+    return f"{value:.1f}" if abs(value) >= 100 else f"{value:.3f}"
+
+
+def to_markdown(rows: pd.DataFrame, marks: pd.DataFrame, metrics: list[str]) -> str:
+    """**best**, _second_; collapsed rows get a † and no marks."""
+    shown = pd.DataFrame(index=rows.index)
+    shown["model"] = rows.model_name
+    shown["method"] = [f"{m}†" if c else m for m, c in zip(rows.label, rows.collapsed)]
+    shown["strength"] = [("" if pd.isna(s) else f"{k}={s:g}") if s is not None else "" for k, s in zip(rows.knob, rows.strength)]
+    for m in metrics:
+        style = {"best": "**{}**", "second": "_{}_", "": "{}"}
+        shown[m] = [style[marks.at[i, m]].format(_fmt(rows.at[i, m])) for i in rows.index]
+    return shown.to_markdown(index=False)
+
+
+def to_csv_frame(rows: pd.DataFrame, marks: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
+    return rows.join(marks.add_suffix("_mark"))
