@@ -36,6 +36,11 @@ def _variants(infos: list[dict]) -> None:
         info["variant"] = " ".join(o for o in info.pop("overrides") if o not in shared and o.split("=")[0].lstrip("+~") not in skip)
 
 
+# The emso_table1 suite scores generations on WikiText prompts, the default table on the base model's
+# samples: both are the "utility" text a report column reads generation metrics from.
+SPLIT_ALIASES = {"wikitext": "utility"}
+
+
 def load_records(root: Path) -> pd.DataFrame:
     root = Path(root)
     jobs = [(json.loads(p.read_text()), p.parent) for p in sorted(root.rglob("results.json"))]
@@ -44,7 +49,7 @@ def load_records(root: Path) -> pd.DataFrame:
     rows = []
     for (results, _), info in zip(jobs, infos):
         for r in results["records"]:
-            rows.append({**info, "role": r["model"], "split": r["split"], "metric": r["metric"], "value": r.get("value")})
+            rows.append({**info, "role": r["model"], "split": SPLIT_ALIASES.get(r["split"], r["split"]), "metric": r["metric"], "value": r.get("value")})
     return pd.DataFrame(rows, columns=JOB_COLUMNS + ["role", "split", "metric", "value"])
 
 

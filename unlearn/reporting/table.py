@@ -17,10 +17,11 @@ def wide(records: pd.DataFrame, columns) -> pd.DataFrame:
 
 
 def collapse_flags(records: pd.DataFrame, cfg) -> pd.Series:
-    """(job, role) -> collapsed. The `collapse` record wins; else any threshold that trips."""
+    """(job, role) -> collapsed. Explicit flag records win (any of them at 1.0); else any threshold that trips."""
     flags = {}
+    names = [cfg.record] if isinstance(cfg.record, str) else list(cfg.record)
     for (job, role), group in records.groupby(["job", "role"]):
-        explicit = group[group.metric == cfg.record]
+        explicit = group[group.metric.isin(names)]
         if len(explicit):
             flags[(job, role)] = bool((explicit.value >= 1.0).any())
             continue
