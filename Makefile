@@ -7,7 +7,7 @@ export HF_DATASETS_OFFLINE ?= 1
 export WANDB_MODE ?= offline
 export UNLEARN_DATA_DIR ?= $(abspath ../shared/data)
 
-.PHONY: install run test test-all bench clean
+.PHONY: install run test test-fast bench clean
 
 install:
 	$(if $(TORCH),$(PYTHON) -m pip install "$(TORCH)")

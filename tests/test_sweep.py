@@ -25,6 +25,8 @@ def sweep(tmp_path_factory):
         "eval.metrics=[{name:ma,label:MA,positions:all,splits:[forget]},{name:ppl,label:PPL,splits:[utility]}]"]
     args = fast + [f"paths.cache_dir={cache}", f"paths.output_dir={tmp / 'out'}", f"hydra.sweep.dir={sweep_dir}",
                    "method=ga", "method.batch_size=4", "method.lr=5e-3", "logger=wandb", "strength=1",
+                   # the tuned GA demo turns early stopping off; it is what logs the val/ppl curve checked below
+                   "method.early_stop.enabled=true",
                    # Job 1 fails mid-run, after training with its W&B run open (eval batch 0 is not validated,
                    # so it raises a plain ValueError in evaluation), between two jobs that succeed.
                    "eval.batch_size=8,0,4"]
