@@ -1,20 +1,11 @@
 """GD: gradient difference (spec §2.2). Ascend the forget NLL, descend the retain NLL; each forget
 batch is paired with a random retain batch (different on every data-parallel rank, see sampling.py)."""
-from unlearn.methods.base import UnlearningModule
+from unlearn.methods.forget_retain import ForgetRetainModule
 from unlearn.methods.losses import mean_nll
-from unlearn.methods.method import require_at_least
 
 
-class GradientDifference(UnlearningModule):
+class GradientDifference(ForgetRetainModule):
     name = "gd"
-    needs_retain = True
-    data_keys = ("forget", "retain")
-
-    @classmethod
-    def validate_config(cls, cfg):
-        super().validate_config(cfg)
-        require_at_least(cfg, "gamma", 0)
-        require_at_least(cfg, "alpha", 0)
 
     def loss(self, batches):
         forget, retain = batches["forget"], batches["retain"]

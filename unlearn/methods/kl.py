@@ -1,23 +1,19 @@
 """KL: gradient ascent on the forget set, held near the target on the retain set by
 KL(P_ref‖P_θ) against a frozen copy of the target (spec §2.3)."""
-from unlearn.methods.base import UnlearningModule
+from unlearn.methods.forget_retain import ForgetRetainModule
 from unlearn.methods.losses import kl_to_reference, mean_nll
-from unlearn.methods.method import require_at_least, require_choice
+from unlearn.methods.method import require_choice
 
 POSITIONS = ("labels", "all")
 
 
-class RetainKL(UnlearningModule):
+class RetainKL(ForgetRetainModule):
     name = "kl"
-    needs_retain = True
     needs_reference = True
-    data_keys = ("forget", "retain")
 
     @classmethod
     def validate_config(cls, cfg):
         super().validate_config(cfg)
-        require_at_least(cfg, "gamma", 0)
-        require_at_least(cfg, "alpha", 0)
         require_choice(cfg, "positions", POSITIONS)
 
     def loss(self, batches):
