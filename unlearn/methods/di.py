@@ -4,8 +4,8 @@ the memorized token loses mass while the rest of the distribution is kept. No re
 from unlearn.methods.base import UnlearningModule
 from unlearn.methods.losses import deliberate_imagination_loss, mean_nll
 from unlearn.methods.method import require_at_least, require_choice
+from unlearn.methods.positions import LABEL_OR_ALL
 
-POSITIONS = ("labels", "all")
 
 
 class DeliberateImagination(UnlearningModule):
@@ -16,7 +16,7 @@ class DeliberateImagination(UnlearningModule):
     def validate_config(cls, cfg):
         super().validate_config(cfg)
         require_at_least(cfg, "gamma", 0)
-        require_choice(cfg, "positions", POSITIONS)
+        require_choice(cfg, "positions", LABEL_OR_ALL)
 
     def loss(self, batches):
         batch = batches["forget"]

@@ -3,8 +3,8 @@ KL(P_ref‖P_θ) against a frozen copy of the target (spec §2.3)."""
 from unlearn.methods.forget_retain import ForgetRetainModule
 from unlearn.methods.losses import kl_to_reference, mean_nll
 from unlearn.methods.method import require_choice
+from unlearn.methods.positions import LABEL_OR_ALL
 
-POSITIONS = ("labels", "all")
 
 
 class RetainKL(ForgetRetainModule):
@@ -14,7 +14,7 @@ class RetainKL(ForgetRetainModule):
     @classmethod
     def validate_config(cls, cfg):
         super().validate_config(cfg)
-        require_choice(cfg, "positions", POSITIONS)
+        require_choice(cfg, "positions", LABEL_OR_ALL)
 
     def loss(self, batches):
         forget, retain = batches["forget"], batches["retain"]

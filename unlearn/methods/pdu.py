@@ -14,11 +14,11 @@ from unlearn.methods.base import UnlearningModule
 from unlearn.methods.losses import logit_margin_loss, mean_nll, token_nll, valid
 from unlearn.methods.method import require_at_least, require_choice
 from unlearn.methods.pdu_dual import DualAscent
+from unlearn.methods.positions import LABEL_OR_ALL
 
 EPS_MODES = ("absolute", "relative")
 UPDATE_UPON = ("step", "epoch")
 UPDATE_PER = ("micro_batch", "optimizer_step")
-POSITIONS = ("labels", "all")
 
 
 class PrimalDual(UnlearningModule):
@@ -47,7 +47,7 @@ class PrimalDual(UnlearningModule):
         require_at_least(cfg, "dual_warmup_epochs", 0)
         require_choice(cfg, "dual_update_upon", UPDATE_UPON)
         require_choice(cfg, "dual_update_per", UPDATE_PER)
-        require_choice(cfg, "positions", POSITIONS)
+        require_choice(cfg, "positions", LABEL_OR_ALL)
 
     # --- losses ----------------------------------------------------------------------------------------
     def loss(self, batches):

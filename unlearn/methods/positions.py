@@ -7,6 +7,8 @@ position, padding too (Closer-Look's mask=false, where labels are the padded inp
 import torch
 
 POSITIONS = ("answer_only", "all_nonpad", "all_incl_pad")
+# KL, DI and PDU: label positions (spec A9 default) or every position, as the reference code does.
+LABEL_OR_ALL = ("labels", "all")
 
 
 def target_positions(batch: dict) -> torch.Tensor:
