@@ -21,6 +21,7 @@ from unlearn.results import markdown_table, write_json
 from unlearn.seeding import seed_everything
 from unlearn.stages.evaluate import build_contexts, eval_settings, evaluate, validate_metrics
 from unlearn.stages.memorize import memorize, memorize_forget
+from unlearn.stages.reference_cache import ReferenceCache
 from unlearn.stages.unlearn import unlearn
 from unlearn.sweep import apply_strength, strength_of, sweep_group, wandb_tags
 
@@ -130,8 +131,13 @@ def run_pipeline(cfg, run_dir: Path) -> dict:
     env = EvalEnv(data_root=root, cache_dir=cache_dir, seed=cfg.seed, settings=eval_settings(cfg.eval), original_role="target")
     same = {role: tokenizer for role in available}
     contexts = build_contexts(available, same, {r: encoded for r in available}, {r: texts for r in available}, cfg.eval, env)
+    reference_cache = None
+    if cfg.eval.get("reuse_reference", True):
+        identity = {"prefix_len": cfg.eval.prefix_len, "batch_size": cfg.eval.batch_size, "seed": cfg.seed,
+                    "device": next(target.parameters()).device.type, "data": to_container(cfg.data)}
+        reference_cache = ReferenceCache(cache_dir / "memorized" / card["key"] / "eval", identity)
     with timer("evaluate"):
-        records, per_item = evaluate(contexts, models, cfg.eval)
+        records, per_item = evaluate(contexts, models, cfg.eval, reference_cache=reference_cache)
 
     if cfg.save_model:
         with timer("save_model"):

@@ -15,7 +15,7 @@ from unlearn.metrics import EvalContext, EvalEnv, MetricSkipped, check_params, g
 from unlearn.metrics.registry import USES
 
 # Keys of conf/eval/*.yaml that are not metric-settings sections.
-NOT_SETTINGS = ("metrics", "models", "batch_size", "prefix_len", "name")
+NOT_SETTINGS = ("metrics", "models", "batch_size", "prefix_len", "name", "reuse_reference")
 
 
 def metric_label(entry) -> str:
@@ -78,13 +78,15 @@ def _run_one(ctx: EvalContext, entry, split: str, config: dict) -> tuple[dict, d
     return record, {"ids": ids, "values": result.per_item}
 
 
-def evaluate(contexts: dict[str, EvalContext], roles: list[str], eval_cfg, store=None) -> tuple[list[dict], dict]:
-    """Returns (records, per_item) for the models in `roles`, in config order."""
+def evaluate(contexts: dict[str, EvalContext], roles: list[str], eval_cfg, store=None,
+             reference_cache=None) -> tuple[list[dict], dict]:
+    """Returns (records, per_item) for the models in `roles`, in config order. With a `ReferenceCache`,
+    the fixed models' records come from (and go to) the cache shared by runs on the same target."""
     records, per_item = [], {}
     settings = eval_settings(eval_cfg)
     jobs = [(contexts[r], e, s) for r in roles for e in eval_cfg.metrics for s in e.splits]
     bar = tqdm(jobs, desc="evaluate", unit="metric")
-    resumed = 0
+    resumed = reused = 0
     for ctx, entry, split in bar:
         label = metric_label(entry)
         bar.set_postfix_str(f"{ctx.name}/{split}/{label}")
@@ -92,13 +94,25 @@ def evaluate(contexts: dict[str, EvalContext], roles: list[str], eval_cfg, store
         if store is not None and store.done(ctx.name, split, label, config):
             resumed += 1
             continue
-        logged = set(ctx.generation_log)
-        record, items = _run_one(ctx, entry, split, config)
+        hit = reference_cache.get(ctx.name, split, label, config) if reference_cache is not None else None
+        if hit is not None:
+            reused += 1
+            record, items, generations = hit
+            ctx.generation_log.update(generations)
+        else:
+            logged = set(ctx.generation_log)
+            record, items = _run_one(ctx, entry, split, config)
+            generations = {k: v for k, v in ctx.generation_log.items() if k not in logged}
+            if reference_cache is not None:
+                reference_cache.put(ctx.name, split, label, config, record, items, generations)
         records.append(record)
         if items is not None:
             per_item.setdefault(ctx.name, {}).setdefault(split, {})[label] = items
         if store is not None:
-            store.add(record, items, {k: v for k, v in ctx.generation_log.items() if k not in logged})
+            store.add(record, items, generations)
+    if reused:
+        print(f"[unlearn] reused: {reused} metric(s) of the original/target/oracle from {reference_cache.folder} "
+              "(eval.reuse_reference=false recomputes them)")
     if resumed:
         print(f"[unlearn] resumed: {resumed} metric(s) already in {store.dir / 'results.json'} were not recomputed "
               "(overwrite=true recomputes them)")

@@ -1,0 +1,46 @@
+"""Evaluation records of the fixed models (original, target, oracle), shared by every run on one
+memorized target.
+
+Every job of a sweep evaluates the same original model, memorized target and oracle, so their rows in
+each job's table are the same numbers. Computing them once per sweep instead of once per job leaves
+one model of four to evaluate per job. A record is reused only when the model, the metric's
+configuration and the evaluation's identity (prefix length, batch size, seed, device) all match;
+skipped records (value null) are never stored, so a metric whose model or data appears later runs.
+"""
+import hashlib
+import json
+from pathlib import Path
+
+from unlearn.results import write_json
+
+FIXED_ROLES = ("original", "target", "oracle")
+
+
+class ReferenceCache:
+    def __init__(self, folder: Path, identity: dict):
+        self.folder = Path(folder)
+        self.identity = identity
+
+    def _path(self, role: str, split: str, label: str, config: dict) -> Path:
+        material = json.dumps({"identity": self.identity, "role": role, "split": split, "metric": label, "config": config},
+                              sort_keys=True, default=str)
+        return self.folder / f"{role}-{hashlib.sha256(material.encode()).hexdigest()[:16]}.json"
+
+    def get(self, role: str, split: str, label: str, config: dict):
+        """(record, per-item values, generations) computed before, or None."""
+        if role not in FIXED_ROLES:
+            return None
+        path = self._path(role, split, label, config)
+        if not path.is_file():
+            return None
+        saved = json.loads(path.read_text())
+        record = saved["record"]
+        record["details"]["reused_from"] = str(path)
+        return record, saved["per_item"], saved["generations"]
+
+    def put(self, role: str, split: str, label: str, config: dict, record: dict, per_item, generations: dict) -> None:
+        if role not in FIXED_ROLES or record["value"] is None:
+            return
+        self.folder.mkdir(parents=True, exist_ok=True)
+        write_json(self._path(role, split, label, config),
+                   {"record": record, "per_item": per_item, "generations": generations})
