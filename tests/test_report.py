@@ -20,6 +20,9 @@ def _job(root, name, method, knob, strength, unlearned, collapse=None, strength_
                for role, values in (("target", target), ("oracle", oracle), ("unlearned", unlearned))
                for m, v in values.items()]
     records.append({"model": "target", "split": "holdout", "metric": "MA", "value": 0.3, "n": 8, "details": {}})
+    # Perplexity on a second split: its own labelled column (PPL_holdout), never mixed with utility PPL.
+    records += [{"model": role, "split": "holdout", "metric": "PPL", "value": v, "n": 4, "details": {}}
+                for role, v in (("target", 30.0), ("oracle", 40.0), ("unlearned", 35.0))]
     if collapse is not None:
         records.append({"model": "unlearned", "split": "utility", "metric": "collapse", "value": collapse, "n": 8, "details": {}})
     job = root / name
@@ -61,6 +64,7 @@ def test_report_marks_best_and_second_and_excludes_collapsed(sweep):
     assert list(table.method[:2]) == ["target", "oracle"]           # reference rows first, not ranked
     assert {m for m in table.columns if not m.endswith("_mark")} >= {"EL_3", "MA", "PPL", "MAUVE", "Rep_2"}
     assert "SS" not in table.columns                                # metric no job produced: no column
+    assert list(table.PPL[:2]) == [20.0, 21.0] and list(table.PPL_holdout[:2]) == [30.0, 40.0]
 
     ga, di, ta = rows[("ga", 2.0)], rows[("di", 8.0)], rows[("ta", 0.05)]
     emso1, emso3 = rows[("emso", 1.0)], rows[("emso", 3.0)]
@@ -80,6 +84,10 @@ def test_report_marks_best_and_second_and_excludes_collapsed(sweep):
     gap = pd.read_csv(out / "oracle_gap.csv")
     emso3_gap = gap[(gap.method == "emso") & (gap.strength == 3)].iloc[0]
     assert emso3_gap.MA == pytest.approx(0.0) and emso3_gap.PPL == pytest.approx(0.5)
+    assert emso3_gap.PPL_holdout == pytest.approx(5.0)
+    # Scale-free summary: each column's gap relative to the oracle's value, averaged over columns.
+    relative = [0.01 / 0.05, 0.0, 0.5 / 21.0, 5.0 / 40.0, 0.02 / 0.05, 0.08 / 0.88]
+    assert emso3_gap.mean_rel_gap == pytest.approx(sum(relative) / len(relative))
     (png,) = out.glob("tradeoff_*.png")
     assert png.stat().st_size > 10_000
 

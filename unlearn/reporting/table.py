@@ -5,14 +5,23 @@ import pandas as pd
 STRENGTH_ROWS = ["model_name", "data", "method", "variant", "strength"]
 
 
+def column_name(column) -> str:
+    """A column's header: its `label`, or the metric name (a label tells one metric on two splits apart)."""
+    return column.get("label") or column.metric
+
+
+def better_by_column(columns) -> dict[str, str]:
+    return {column_name(c): c.better for c in columns}
+
+
 def wide(records: pd.DataFrame, columns) -> pd.DataFrame:
     """One row per (role, job) with a column per configured metric taken from its split."""
-    keep = pd.concat([records[(records.metric == c.metric) & (records.split == c.split)] for c in columns]) \
-        if len(records) else records
-    table = keep.pivot_table(index=["job", "role"], columns="metric", values="value", aggfunc="first")
+    keep = pd.concat([records[(records.metric == c.metric) & (records.split == c.split)].assign(column=column_name(c))
+                      for c in columns]) if len(records) else records.assign(column=records.metric)
+    table = keep.pivot_table(index=["job", "role"], columns="column", values="value", aggfunc="first")
     info = records.drop_duplicates("job").set_index("job")[["method", "model_name", "data", "seed", "knob", "strength", "variant"]]
     table = table.reset_index().join(info, on="job")
-    present = [c.metric for c in columns if c.metric in table.columns]
+    present = [column_name(c) for c in columns if column_name(c) in table.columns]
     return table, present
 
 
@@ -63,7 +72,7 @@ def method_table(records: pd.DataFrame, cfg) -> tuple[pd.DataFrame, list[str]]:
 
 def rank_marks(rows: pd.DataFrame, cfg, metrics: list[str]) -> pd.DataFrame:
     """'best' / 'second' per metric among non-collapsed methods of the same model and data."""
-    better = {c.metric: c.better for c in cfg.columns}
+    better = better_by_column(cfg.columns)
     marks = pd.DataFrame("", index=rows.index, columns=metrics)
     ranked = rows[(rows.kind == "method") & ~rows.collapsed]
     for _, group in ranked.groupby(["model_name", "data"], sort=False):

@@ -7,7 +7,7 @@ import pandas as pd
 from unlearn.reporting.collect import load_records, load_statuses
 from unlearn.reporting.oracle import oracle_gap
 from unlearn.reporting.plots import tradeoff_figure
-from unlearn.reporting.table import method_table, rank_marks, to_csv_frame, to_markdown
+from unlearn.reporting.table import better_by_column, method_table, rank_marks, to_csv_frame, to_markdown
 
 
 def write_report(root: Path, cfg) -> list[Path]:
@@ -19,7 +19,7 @@ def write_report(root: Path, cfg) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     rows, metrics = method_table(records, cfg)
     marks = rank_marks(rows, cfg, metrics)
-    better = {c.metric: c.better for c in cfg.columns}
+    better = better_by_column(cfg.columns)
     md = [f"# Report: {root}", "", f"{len(records.job.unique())} jobs. **best**, _second best_ among methods of the "
           "same model and data; † collapsed (excluded from ranking). "
           + ", ".join(f"{m} {'↓' if better[m] == 'lower' else '↑'}" for m in metrics), "",
@@ -29,7 +29,8 @@ def write_report(root: Path, cfg) -> list[Path]:
     gap = oracle_gap(records, cfg.columns)
     if gap is not None:
         gap.to_csv(out / "oracle_gap.csv", index=False)
-        md += ["", "## Distance to the retrain oracle (|unlearned − oracle|, mean over seeds)", "",
+        md += ["", "## Distance to the retrain oracle (|unlearned − oracle| per column, mean over seeds; "
+               "mean_rel_gap = the mean of |unlearned − oracle| / |oracle| over columns)", "",
                gap.to_markdown(index=False, floatfmt=".3f")]
         written.append(out / "oracle_gap.csv")
     statuses = load_statuses(root)
