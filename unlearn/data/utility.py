@@ -11,6 +11,7 @@ from unlearn.data.prompts import PROMPTS
 from unlearn.data.sources import wikitext_texts
 from unlearn.errors import ConfigError
 from unlearn.generation import SamplingConfig, decode
+from unlearn.results import write_json
 
 
 def base_model_samples(model, tokenizer, n: int, max_new_tokens: int, seed: int, cache_dir: Path, cache_tag: str,
@@ -25,7 +26,7 @@ def base_model_samples(model, tokenizer, n: int, max_new_tokens: int, seed: int,
                   eos_id=tokenizer.eos_token_id)
     texts = [p + tokenizer.decode(o) for p, o in zip(prompts, outs)]
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(texts, indent=1))
+    write_json(path, texts)  # atomic: a job starting beside this one never reads half a file
     return texts
 
 

@@ -15,6 +15,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from unlearn.errors import UnlearnError
+from unlearn.locks import build_lock
 from unlearn.models.contrastive import ContrastivePair, is_contrastive_folder
 from unlearn.models.hub import hub_offline
 from unlearn.models.tiny import build_tiny_model, tiny_config, train_tokenizer
@@ -130,8 +131,13 @@ def _load_gguf_package(spec, cache_dir: Path):
     """Dequantize the GGUF once (~20 s) and keep a safetensors copy that reloads in seconds."""
     dtype = _dtype(spec)
     cached = cache_dir / "models" / f"{spec.name}-{spec.get('dtype', 'float32')}"
-    if (cached / "config.json").is_file():
-        return _load_local(cached, dtype)
+    with build_lock(cached):
+        if (cached / "config.json").is_file():
+            return _load_local(cached, dtype)
+        return _dequantize(spec, dtype, cached)
+
+
+def _dequantize(spec, dtype, cached: Path):
     gguf = _find_gguf(spec.package, spec.gguf_file)
     log.info("dequantizing %s (once; cached at %s)", gguf.name, cached)
     model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=dtype)

@@ -5,6 +5,7 @@ import matplotlib
 matplotlib.use("Agg")  # file output only; no display on servers
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.ticker import FuncFormatter, NullFormatter  # noqa: E402
 
 
 def _panel(ax, rows: pd.DataFrame, x: str, y: str, colors: dict) -> None:
@@ -32,6 +33,18 @@ def _panel(ax, rows: pd.DataFrame, x: str, y: str, colors: dict) -> None:
     ax.grid(alpha=0.3)
 
 
+def _log_x_if_wide(ax, values: pd.Series) -> None:
+    """Log x only when the values span more than a decade (a collapsed run's perplexity). Within one
+    decade a log axis labels every minor tick in 3.5x10^2 notation, and the labels run into each other."""
+    values = values.dropna()
+    values = values[values > 0]
+    if values.empty or values.max() / values.min() <= 10:
+        return
+    ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+
+
 def tradeoff_figure(rows: pd.DataFrame, panels, path) -> list[str]:
     """Writes one PNG per (model, data) with every panel whose two metrics exist; returns the paths."""
     written = []
@@ -49,7 +62,7 @@ def tradeoff_figure(rows: pd.DataFrame, panels, path) -> list[str]:
         for ax, p in zip(axes.flat, usable):
             _panel(ax, sub, p.x, p.y, colors)
             if p.get("logx"):
-                ax.set_xscale("log")
+                _log_x_if_wide(ax, sub[p.x])
         for ax in axes.flat[len(usable):]:
             ax.set_visible(False)
         handles = {}

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from unlearn.data.collate import Collator, SequenceDataset
 from unlearn.data.encode import EncodedSplit
+from unlearn.locks import build_lock
 from unlearn.methods.callbacks import MemorizationTarget
 from unlearn.methods.finetune import FineTune
 from unlearn.models.load import load_model, save_model
@@ -57,6 +58,11 @@ def memorize(base, tokenizer, encoded: dict[str, EncodedSplit], mem_cfg, trainer
     """
     key = artifact_key({**key_material, "memorize": dict(mem_cfg), "precision": str(trainer_cfg.precision)})
     folder = Path(cache_dir) / "memorized" / key
+    with build_lock(folder):
+        return _memorize(base, tokenizer, encoded, mem_cfg, trainer_cfg, cache_dir, key_material, seed, general, key, folder)
+
+
+def _memorize(base, tokenizer, encoded, mem_cfg, trainer_cfg, cache_dir, key_material, seed, general, key, folder):
     card_path = folder / "card.json"
     if card_path.is_file():
         card = json.loads(card_path.read_text())
@@ -104,12 +110,14 @@ def memorize_forget(target, tokenizer, forget: EncodedSplit, recipe, trainer_cfg
     key = artifact_key({"target": target_key, "forget": forget.record_ids, "recipe": dict(recipe),
                         "precision": str(trainer_cfg.precision), "seed": seed})
     folder = Path(cache_dir) / "memorized" / target_key / f"forget-finetuned-{key}"
-    if (folder / "card.json").is_file():  # save_model writes the card inside the atomic rename
-        log.info("memorize: reusing cached forget fine-tune %s", folder)
-        return load_model(_local(folder, dtype), cache_dir)[0]
-    model = _finetune(target, tokenizer, forget, recipe, trainer_cfg, recipe.epochs, seed)
-    save_model(model, tokenizer, folder, {"role": "memorized", "target": target_key, "recipe": dict(recipe), "epochs": recipe.epochs})
-    return model
+    with build_lock(folder):
+        if (folder / "card.json").is_file():  # save_model writes the card inside the atomic rename
+            log.info("memorize: reusing cached forget fine-tune %s", folder)
+            return load_model(_local(folder, dtype), cache_dir)[0]
+        model = _finetune(target, tokenizer, forget, recipe, trainer_cfg, recipe.epochs, seed)
+        save_model(model, tokenizer, folder, {"role": "memorized", "target": target_key, "recipe": dict(recipe),
+                                              "epochs": recipe.epochs})
+        return model
 
 
 def _local(path: Path, dtype: str):
