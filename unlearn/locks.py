@@ -14,4 +14,4 @@ def build_lock(folder: Path):
         return contextlib.nullcontext()
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
-    return FileLock(str(folder) + ".lock")
+    return FileLock(str(folder.parent / f".{folder.name}.lock"))
