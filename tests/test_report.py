@@ -11,7 +11,7 @@ import yaml
 from tests.conftest import REPO
 
 
-def _job(root, name, method, knob, strength, unlearned, collapse=None, strength_in_results=True):
+def _job(root, name, method, knob, strength, unlearned, collapse=None, strength_in_results=True, holdout_ppl=35.0):
     """One job dir: results.json with target/oracle/unlearned records and the config.yaml the pipeline writes."""
     target = {"MA": 0.9, "EL_3": 0.6, "PPL": 20.0, "MAUVE": 0.9, "Rep_2": 0.05}
     oracle = {"MA": 0.2, "EL_3": 0.05, "PPL": 21.0, "MAUVE": 0.88, "Rep_2": 0.05}
@@ -22,7 +22,7 @@ def _job(root, name, method, knob, strength, unlearned, collapse=None, strength_
     records.append({"model": "target", "split": "holdout", "metric": "MA", "value": 0.3, "n": 8, "details": {}})
     # Perplexity on a second split: its own labelled column (PPL_holdout), never mixed with utility PPL.
     records += [{"model": role, "split": "holdout", "metric": "PPL", "value": v, "n": 4, "details": {}}
-                for role, v in (("target", 30.0), ("oracle", 40.0), ("unlearned", 35.0))]
+                for role, v in (("target", 30.0), ("oracle", 40.0), ("unlearned", holdout_ppl))]
     if collapse is not None:
         records.append({"model": "unlearned", "split": "utility", "metric": "collapse", "value": collapse, "n": 8, "details": {}})
     job = root / name
@@ -49,6 +49,9 @@ def sweep(tmp_path):
     # collapse record 0.0 says "not collapsed", and it wins over the thresholds.
     _job(root, "4_ta", "ta", "gamma", 0.05, {"MA": 0.25, "EL_3": 0.08, "PPL": 20.2, "MAUVE": 0.87, "Rep_2": 0.55},
          collapse=0.0)
+    # Fine on utility text, but holdout perplexity 400 > 10x the target's 30: collapsed by the holdout rule.
+    _job(root, "6_kl", "kl", "max_epochs", 5, {"MA": 0.05, "EL_3": 0.01, "PPL": 20.1, "MAUVE": 0.9, "Rep_2": 0.05},
+         holdout_ppl=400.0)
     (root / "5_cd").mkdir()
     (root / "5_cd" / "failed.json").write_text(json.dumps({"status": "failed", "error": "CUDA out of memory", "overrides": ["method=cd"]}))
     return root
@@ -77,8 +80,10 @@ def test_report_marks_best_and_second_and_excludes_collapsed(sweep):
     # PPL (lower better): ta 20.2 best, emso1 20.5 second.
     assert (ta.PPL_mark, emso1.PPL_mark) == ("best", "second")
 
+    kl = rows[("kl", 5.0)]
+    assert kl.collapsed and kl.MA_mark != "best"  # best MA of all, but ranked out
     md = (out / "table.md").read_text()
-    assert "ga†" in md and "di†" in md and "**0.200**" in md and "_0.250_" in md
+    assert "kl†" in md and "ga†" in md and "di†" in md and "**0.200**" in md and "_0.250_" in md
     assert "CUDA out of memory" in md and (out / "failed.csv").is_file()
 
     gap = pd.read_csv(out / "oracle_gap.csv")
