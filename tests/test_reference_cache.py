@@ -3,6 +3,7 @@ later runs, on the tiny memorized GPT-Neo; the unlearned model and changed setti
 from omegaconf import OmegaConf
 
 from unlearn.metrics import EvalEnv
+from unlearn.stages import reference_cache as reference_cache_module
 from unlearn.stages.evaluate import build_contexts, evaluate
 from unlearn.stages.reference_cache import ReferenceCache
 
@@ -46,7 +47,7 @@ def test_second_run_reuses_target_and_oracle_records_without_running_them(tiny_s
         assert ("reused_from" in record["details"]) == (key[0] != "unlearned")
 
 
-def test_changed_metric_settings_or_identity_recompute(tiny_setup, tmp_path):
+def test_changed_metric_settings_identity_or_code_recompute(tiny_setup, tmp_path, monkeypatch):
     cache = ReferenceCache(tmp_path / "eval", {"batch_size": 8, "prefix_len": 8, "seed": 0})
     _evaluate(tiny_setup, cache)
     changed = OmegaConf.merge(EVAL, {"metrics": [{"name": "ma", "label": "MA", "positions": "continuation", "splits": ["forget"]}]})
@@ -55,4 +56,8 @@ def test_changed_metric_settings_or_identity_recompute(tiny_setup, tmp_path):
 
     other_identity = ReferenceCache(tmp_path / "eval", {"batch_size": 4, "prefix_len": 8, "seed": 0})
     records = _evaluate(tiny_setup, other_identity)
+    assert not any("reused_from" in r["details"] for r in records)
+
+    monkeypatch.setattr(reference_cache_module, "metric_code_hash", lambda: "edited-metric-code")
+    records = _evaluate(tiny_setup, cache)  # same settings and identity as the first run, other metric code
     assert not any("reused_from" in r["details"] for r in records)

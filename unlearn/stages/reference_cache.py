@@ -4,9 +4,11 @@ memorized target.
 Every job of a sweep evaluates the same original model, memorized target and oracle, so their rows in
 each job's table are the same numbers. Computing them once per sweep instead of once per job leaves
 one model of four to evaluate per job. A record is reused only when the model, the metric's
-configuration and the evaluation's identity (prefix length, batch size, seed, device) all match;
-skipped records (value null) are never stored, so a metric whose model or data appears later runs.
+configuration, the evaluation's identity (prefix length, batch size, seed, device) and the metric
+code all match; skipped records (value null) are never stored, so a metric whose model or data
+appears later runs.
 """
+import functools
 import hashlib
 import json
 from pathlib import Path
@@ -14,6 +16,18 @@ from pathlib import Path
 from unlearn.results import write_json
 
 FIXED_ROLES = ("original", "target", "oracle")
+PACKAGE = Path(__file__).resolve().parents[1]
+
+
+@functools.cache
+def metric_code_hash() -> str:
+    """The source of everything a metric value depends on besides the model: an edited metric, decoder or
+    data encoder must not reuse numbers its old version computed."""
+    digest = hashlib.sha256()
+    files = [p for folder in ("metrics", "generation", "data") for p in sorted((PACKAGE / folder).rglob("*.py"))]
+    for path in files + [PACKAGE / "stages" / "evaluate.py"]:
+        digest.update(path.relative_to(PACKAGE).as_posix().encode() + path.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 class ReferenceCache:
@@ -22,8 +36,8 @@ class ReferenceCache:
         self.identity = identity
 
     def _path(self, role: str, split: str, label: str, config: dict) -> Path:
-        material = json.dumps({"identity": self.identity, "role": role, "split": split, "metric": label, "config": config},
-                              sort_keys=True, default=str)
+        material = json.dumps({"identity": self.identity, "code": metric_code_hash(), "role": role, "split": split,
+                               "metric": label, "config": config}, sort_keys=True, default=str)
         return self.folder / f"{role}-{hashlib.sha256(material.encode()).hexdigest()[:16]}.json"
 
     def get(self, role: str, split: str, label: str, config: dict):
