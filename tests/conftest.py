@@ -42,15 +42,20 @@ def cache_dir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("cache")
 
 
-@pytest.fixture(scope="session")
-def tiny_setup(cache_dir):
-    """(cfg, tokenizer, encoded splits, base, target, oracle, card) for the tiny synthetic setup."""
+# Cheaper than TINY for sweeps, whose machinery is under test, not the numbers: short memorization without
+# oracle or general text, target and unlearned evaluated.
+FAST_SWEEP = [o for o in TINY if not o.startswith("memorize.max_epochs")] + [
+    "memorize.max_epochs=20", "memorize.oracle=false", "memorize.general_samples=0", "eval.models=[target,unlearned]"]
+
+
+def memorize_tiny(cfg) -> dict:
+    """(cfg, tokenizer, encoded splits, base, target, oracle, card) for a tiny synthetic config."""
     from unlearn.data.encode import encode_split
     from unlearn.models.load import load_model
     from unlearn.pipeline import build_splits
     from unlearn.stages.memorize import memorize
 
-    cfg = compose(TINY + [f"paths.cache_dir={cache_dir}"])
+    cache_dir = cfg.paths.cache_dir
     splits = build_splits(cfg.data, None)
     texts = [r.text for n in ("forget", "retain", "holdout") for r in splits.by_name(n)]
     base, tok = load_model(cfg.model, cache_dir, corpus=texts, seed=0)
@@ -59,3 +64,8 @@ def tiny_setup(cache_dir):
     material = {"model": OmegaConf.to_container(cfg.model), "split_ids": splits.ids(), "seed": 0}
     target, oracle, card = memorize(base, tok, encoded, cfg.memorize, cfg.trainer, cache_dir, material, 0)
     return {"cfg": cfg, "tokenizer": tok, "encoded": encoded, "base": base, "target": target, "oracle": oracle, "card": card}
+
+
+@pytest.fixture(scope="session")
+def tiny_setup(cache_dir):
+    return memorize_tiny(compose(TINY + [f"paths.cache_dir={cache_dir}"]))

@@ -7,32 +7,20 @@ import sys
 
 import pytest
 
-from tests.conftest import REPO, TINY
+from tests.conftest import FAST_SWEEP, REPO
 
 BUILD = """
 import json, sys
-from omegaconf import OmegaConf
-from tests.conftest import compose
-from unlearn.data.encode import encode_split
-from unlearn.models.load import load_model
-from unlearn.pipeline import build_splits
-from unlearn.stages.memorize import memorize
+from tests.conftest import compose, memorize_tiny
 
-cfg = compose(json.loads(sys.argv[1]))
-splits = build_splits(cfg.data, None)
-base, tok = load_model(cfg.model, cfg.paths.cache_dir, corpus=splits.texts(), seed=0)
-vocab = base.get_input_embeddings().num_embeddings
-encoded = {n: encode_split(splits.by_name(n), tok, vocab, False, cfg.eval.prefix_len) for n in ("forget", "retain", "holdout")}
-material = {"model": OmegaConf.to_container(cfg.model), "split_ids": splits.ids(), "seed": 0}
-card = memorize(base, tok, encoded, cfg.memorize, cfg.trainer, cfg.paths.cache_dir, material, 0)[2]
+card = memorize_tiny(compose(json.loads(sys.argv[1])))["card"]
 print("CARD " + json.dumps({"cached": card["cached"], "key": card["key"]}))
 """
 
 
 @pytest.mark.slow
 def test_concurrent_jobs_build_the_target_once(tmp_path):
-    overrides = [o for o in TINY if not o.startswith("memorize.max_epochs")] + [
-        "memorize.max_epochs=20", "memorize.oracle=false", f"paths.cache_dir={tmp_path / 'cache'}"]
+    overrides = FAST_SWEEP + [f"paths.cache_dir={tmp_path / 'cache'}"]
     env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1"}
     procs = [subprocess.Popen([sys.executable, "-c", BUILD, json.dumps(overrides)], cwd=REPO, env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]

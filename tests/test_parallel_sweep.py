@@ -8,16 +8,14 @@ import sys
 
 import pytest
 
-from tests.conftest import REPO, TINY
+from tests.conftest import FAST_SWEEP, REPO
 
 pytestmark = pytest.mark.slow
 
 
 def test_parallel_jobs_share_one_memorized_target(tmp_path):
     cache, sweep_dir = tmp_path / "cache", tmp_path / "sweep"
-    fast = [o for o in TINY if not o.startswith("memorize.max_epochs")] + [
-        "memorize.max_epochs=20", "memorize.oracle=false", "memorize.general_samples=0", "eval.models=[target,unlearned]",
-        "eval.metrics=[{name:ma,label:MA,positions:all,splits:[forget]}]"]
+    fast = FAST_SWEEP + ["eval.metrics=[{name:ma,label:MA,positions:all,splits:[forget]}]"]
     args = fast + [f"paths.cache_dir={cache}", f"paths.output_dir={tmp_path / 'out'}", f"hydra.sweep.dir={sweep_dir}",
                    "hydra/launcher=parallel", "threads=1", "method=ga", "method.batch_size=4", "method.lr=5e-3",
                    "strength=1,2"]

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from tests.conftest import REPO, TINY
+from tests.conftest import FAST_SWEEP, REPO
 from tests.wandb_offline import summarize
 
 
@@ -18,11 +18,7 @@ def sweep(tmp_path_factory):
     cache = tmp / "cache"  # fresh: the first job must build the target itself
     sweep_dir = tmp / "out" / "sweep"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline"}
-    # Cheaper than TINY (the machine is shared): short memorization without oracle or general text, two
-    # models evaluated. What is under test is the sweep machinery, not the numbers.
-    fast = [o for o in TINY if not o.startswith("memorize.max_epochs")] + [
-        "memorize.max_epochs=20", "memorize.oracle=false", "memorize.general_samples=0", "eval.models=[target,unlearned]",
-        "eval.metrics=[{name:ma,label:MA,positions:all,splits:[forget]},{name:ppl,label:PPL,splits:[utility]}]"]
+    fast = FAST_SWEEP + ["eval.metrics=[{name:ma,label:MA,positions:all,splits:[forget]},{name:ppl,label:PPL,splits:[utility]}]"]
     args = fast + [f"paths.cache_dir={cache}", f"paths.output_dir={tmp / 'out'}", f"hydra.sweep.dir={sweep_dir}",
                    "method=ga", "method.batch_size=4", "method.lr=5e-3", "logger=wandb", "strength=1",
                    # the tuned GA demo turns early stopping off; it is what logs the val/ppl curve checked below

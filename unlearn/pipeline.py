@@ -133,8 +133,9 @@ def run_pipeline(cfg, run_dir: Path) -> dict:
     contexts = build_contexts(available, same, {r: encoded for r in available}, {r: texts for r in available}, cfg.eval, env)
     reference_cache = None
     if cfg.eval.get("reuse_reference", True):
-        identity = {"prefix_len": cfg.eval.prefix_len, "batch_size": cfg.eval.batch_size, "seed": cfg.seed,
-                    "device": next(target.parameters()).device.type, "data": to_container(cfg.data)}
+        # Model, data and seed are in the memorize key that names the folder; the rest can differ per run.
+        identity = {"prefix_len": cfg.eval.prefix_len, "batch_size": cfg.eval.batch_size,
+                    "device": next(target.parameters()).device.type}
         reference_cache = ReferenceCache(cache_dir / "memorized" / card["key"] / "eval", identity)
     with timer("evaluate"):
         records, per_item = evaluate(contexts, models, cfg.eval, reference_cache=reference_cache)

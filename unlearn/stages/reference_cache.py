@@ -3,9 +3,9 @@ memorized target.
 
 Every job of a sweep evaluates the same original model, memorized target and oracle, so their rows in
 each job's table are the same numbers. Computing them once per sweep instead of once per job leaves
-one model of four to evaluate per job. A record is reused only when the model, the metric's
-configuration, the evaluation's identity (prefix length, batch size, seed, device) and the metric
-code all match; skipped records (value null) are never stored, so a metric whose model or data
+one model of four to evaluate per job. A record is reused only when the memorized target (the cache
+folder, keyed by model, data and seed), the metric's configuration, the evaluation's identity (prefix
+length, batch size, device) and the metric code all match; skipped records (value null) are never stored, so a metric whose model or data
 appears later runs.
 """
 import functools
