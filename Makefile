@@ -22,7 +22,7 @@ test:
 	$(PYTHON) -m pytest -q -m "not gpu"
 
 test-fast:
-	$(PYTHON) -m pytest -q -m "not gpu and not slow and not smollm2"
+	$(PYTHON) -m pytest -q -m "not gpu and not slow and not smollm2 and not default_run"
 
 bench:
 	$(PYTHON) benchmarks/bench_default_run.py

@@ -67,7 +67,7 @@ class MemoTimer:
 
 def main():
     from tests.conftest import compose
-    from unlearn.evaluation import run_evaluation
+    from unlearn.workflows.evaluate_saved import run_evaluation
     from unlearn.models.load import load_model
 
     overrides = sys.argv[1:]

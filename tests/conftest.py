@@ -26,6 +26,7 @@ TINY = [
     "eval.batch_size=8",
     "trainer.progress_bar=false",
     "save_model=false",
+    "trainer.resume_every_s=0",  # a resume checkpoint every epoch: cheap at this size, and the resume tests need them
 ]
 
 
@@ -42,17 +43,18 @@ def cache_dir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("cache")
 
 
-# Cheaper than TINY for sweeps, whose machinery is under test, not the numbers: short memorization without
-# oracle or general text, target and unlearned evaluated.
+# Cheaper than TINY for sweeps, whose machinery is under test, not the numbers: memorization without oracle
+# or general text, target and unlearned evaluated. The target stops at the step that crosses MA 0.9 (epoch 22
+# of this recipe, deterministic); max_epochs leaves room, since a target below the threshold fails the run.
 FAST_SWEEP = [o for o in TINY if not o.startswith("memorize.max_epochs")] + [
-    "memorize.max_epochs=20", "memorize.oracle=false", "memorize.general_samples=0", "eval.models=[target,unlearned]"]
+    "memorize.max_epochs=60", "memorize.oracle=false", "memorize.general_samples=0", "eval.models=[target,unlearned]"]
 
 
 def memorize_tiny(cfg) -> dict:
     """(cfg, tokenizer, encoded splits, base, target, oracle, card) for a tiny synthetic config."""
     from unlearn.data.encode import encode_split
     from unlearn.models.load import load_model
-    from unlearn.pipeline import build_splits
+    from unlearn.workflows.run_pipeline import build_splits
     from unlearn.stages.memorize import memorize
 
     cache_dir = cfg.paths.cache_dir

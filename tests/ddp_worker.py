@@ -32,18 +32,46 @@ class Recorder(pl.Callback):
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
         metrics = trainer.callback_metrics
-        retain = batch["retain"]
+        retain = batch.get("retain")
         self.steps.append({
             "epoch": trainer.current_epoch,
             "forget": batch["forget"]["index"].tolist(),
-            "retain": (retain["true"] if "true" in retain else retain)["index"].tolist(),
-            "retain_nll": float(metrics["train/retain_nll"]),
+            "retain": None if retain is None else (retain["true"] if "true" in retain else retain)["index"].tolist(),
+            "retain_nll": float(metrics["train/retain_nll"]) if "train/retain_nll" in metrics else None,
             "lambda": module.dual.value if hasattr(module, "dual") else None,
+            "loss": float(metrics["train/loss"]),
+            "tokens": int((batch["forget"]["labels"][:, 1:] != -100).sum()),  # this rank's loss positions
         })
 
 
+class EpochChanges(pl.Callback):
+    """Per epoch, how many weight entries moved inside and outside that epoch's EMSO selection."""
+
+    def __init__(self):
+        self.epochs = []
+
+    def on_train_epoch_start(self, trainer, module):
+        self._before = {n: p.detach().clone() for n, p in module.model.named_parameters()}
+
+    def on_train_epoch_end(self, trainer, module):
+        from unlearn.models.blocks import block_masks
+
+        masks = block_masks(module.model, module.selected)
+        inside = outside = 0
+        for n, p in module.model.named_parameters():
+            diff = p.detach() != self._before[n]
+            allowed = masks.get(n, torch.zeros_like(diff))
+            inside += int((diff & allowed).sum())
+            outside += int((diff & ~allowed).sum())
+        self.epochs.append({"blocks": module.history[-1]["blocks"], "inside": inside, "outside": outside})
+
+
 def main(method: str, out_dir: Path, overrides: list[str]) -> None:
-    cfg = compose([f"method={method}", "trainer=ddp_cpu", "method.batch_size=2", "method.max_epochs=3", "method.lr=1e-3",
+    trainer_choice = next((o for o in overrides if o.startswith("trainer=")), "trainer=ddp_cpu")
+    overrides = [o for o in overrides if not o.startswith("trainer=")]
+    tag = next((o.split("=", 1)[1] for o in overrides if o.startswith("+tag=")), method)
+    overrides = [o for o in overrides if not o.startswith("+tag=")]
+    cfg = compose([f"method={method}", trainer_choice, "method.batch_size=2", "method.max_epochs=3", "method.lr=1e-3",
                    "method.early_stop.enabled=false", *overrides])
     records = synthetic_records(N_FORGET + N_RETAIN, seed=0)
     tokenizer = train_tokenizer([r.text for r in records], 300)
@@ -51,13 +79,15 @@ def main(method: str, out_dir: Path, overrides: list[str]) -> None:
     encode = lambda recs: encode_split(recs, tokenizer, len(tokenizer), False, 4)  # noqa: E731
     datasets = {"forget": SequenceDataset(encode(records[:N_FORGET])), "retain": SequenceDataset(encode(records[N_FORGET:]))}
     module = get_method(method)(model, cfg.method, datasets, Collator(tokenizer.pad_token_id), seed=0)
-    recorder = Recorder()
-    trainer = build_trainer(cfg.trainer, cfg.method.max_epochs, None, [recorder])
+    recorder, changes = Recorder(), EpochChanges()
+    callbacks = [recorder] + ([changes] if method == "emso" else [])
+    trainer = build_trainer(cfg.trainer, cfg.method.max_epochs, None, callbacks)
     trainer.fit(module)
     out_dir.mkdir(parents=True, exist_ok=True)
     result = {"rank": trainer.global_rank, "world_size": trainer.world_size, "steps": recorder.steps,
-              "torch_threads": torch.get_num_threads()}
-    (out_dir / f"{method}_rank{trainer.global_rank}.json").write_text(json.dumps(result))
+              "torch_threads": torch.get_num_threads(), "epochs": changes.epochs,
+              "weights_sum": float(sum(p.detach().double().sum() for p in module.model.parameters()))}
+    (out_dir / f"{tag}_rank{trainer.global_rank}.json").write_text(json.dumps(result))
 
 
 if __name__ == "__main__":

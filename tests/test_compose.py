@@ -3,13 +3,16 @@ import pytest
 
 from tests.conftest import CONF, compose
 
-GROUPS = sorted(p.name for p in CONF.iterdir() if p.is_dir() and p.name not in ("hydra", "tuned", "experiment"))
+# attack/ files are listed by name in eval.attacks, not selected as a group: tests/test_attacks.py checks each.
+GROUPS = sorted(p.name for p in CONF.iterdir() if p.is_dir() and p.name not in ("hydra", "tuned", "experiment", "protocol", "attack"))
 OPTIONS = [(g, f.stem) for g in GROUPS for f in sorted((CONF / g).glob("*.yaml"))]
+# Groups of `python -m unlearn.train` (conf/train.yaml); every other group belongs to conf/run.yaml.
+PRIMARY = {"paradigm": "train", "corpus": "train"}
 
 
 @pytest.mark.parametrize("group,option", OPTIONS, ids=[f"{g}={o}" for g, o in OPTIONS])
 def test_group_option_composes(group, option):
-    cfg = compose([f"{group}={option}"])
+    cfg = compose([f"{group}={option}"], config_name=PRIMARY.get(group, "run"))
     assert group in cfg
     assert cfg[group] is not None
 
@@ -19,6 +22,14 @@ def test_every_tuned_file_names_a_real_data_method_pair():
     methods = {f.stem for f in (CONF / "method").glob("*.yaml")}
     for f in (CONF / "tuned").glob("*.yaml"):
         assert any(f.stem == f"{d}_{m}" for d in data for m in methods), f.name
+
+
+def test_every_protocol_file_names_a_real_size_data_pair():
+    """conf/protocol/<size>_<data>.yaml is picked by size=<size> with data=<data>: a typo would never load."""
+    data = {f.stem for f in (CONF / "data").glob("*.yaml")}
+    sizes = {f.stem for f in (CONF / "size").glob("*.yaml")}
+    for f in (CONF / "protocol").glob("*.yaml"):
+        assert any(f.stem == f"{s}_{d}" for s in sizes for d in data), f.name
 
 
 def test_tuned_defaults_apply_but_command_line_wins():

@@ -37,8 +37,17 @@ def test_token_ids_beyond_the_vocabulary_are_rejected():
 def test_prefix_longer_than_the_sequence_is_rejected():
     tok = train_tokenizer(["hello world again"] * 3, 300)
     rec = Record("r1", "hello world again")
-    with pytest.raises(UnlearnError, match="prefix is 50 tokens"):
+    with pytest.raises(UnlearnError, match="eval.prefix_len=50 .* longer than every record"):
         encode_split([rec], tok, 300, use_source_ids=False, default_prefix_len=50)
+
+
+def test_some_records_shorter_than_the_prefix_are_named():
+    words = "alpha beta gamma delta epsilon zeta eta theta iota kappa"
+    tok = train_tokenizer([words, "alpha beta", "gamma delta"] * 3, 300)
+    short = len(tok.encode("alpha beta gamma", add_special_tokens=False))
+    recs = [Record("long", words), Record("short", "alpha beta gamma")]
+    with pytest.raises(UnlearnError, match=f"record short: the prefix is {short} tokens .*1 of 2 records are too short"):
+        encode_split(recs, tok, 300, use_source_ids=False, default_prefix_len=short)
 
 
 @pytest.mark.skipif(not (SHARED_DATA / "lm_extraction_benchmark").is_dir(), reason="shared data folder not present")

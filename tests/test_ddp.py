@@ -56,3 +56,38 @@ def test_pdu_lambda_is_identical_on_both_ranks_and_follows_the_rank_averaged_ret
         expected = max(0.0, prev0["lambda"] + 1.0 * ((prev0["retain_nll"] + prev1["retain_nll"]) / 2 - 5.0))
         assert math.isclose(nxt["lambda"], expected, rel_tol=1e-5)
     assert r0[-1]["lambda"] != 1.0
+
+
+# EMSO under DDP (issue #10.5): 2 ranks x batch 4 against 1 process x batch 8 on the same 8 forget
+# records, so every step's global batch is the whole forget set in both runs.
+EMSO = ["method.batch_size=4", "method.lr=1e-2", "method.max_epochs=3"]
+
+
+@pytest.fixture(scope="module")
+def emso_runs(tmp_path_factory):
+    out = tmp_path_factory.mktemp("ddp_emso")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline", "PYTHONPATH": str(REPO)}
+    single = "emso:" + ",".join(["trainer=default", "+tag=emso_single", "method.batch_size=8", *EMSO[1:]])
+    for spec in ("emso:" + ",".join(EMSO), single):
+        proc = subprocess.run([sys.executable, str(REPO / "tests" / "ddp_worker.py"), str(out), spec],
+                              cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    ranks = [json.loads((out / f"emso_rank{r}.json").read_text()) for r in range(WORLD)]
+    return ranks, json.loads((out / "emso_single_rank0.json").read_text())
+
+
+@pytest.mark.slow
+def test_emso_trains_under_ddp_like_one_process_on_the_same_global_batch(emso_runs):
+    ranks, single = emso_runs
+    assert [r["world_size"] for r in ranks] == [WORLD, WORLD] and single["world_size"] == 1
+    blocks = [[e["blocks"] for e in r["epochs"]] for r in ranks]
+    assert blocks[0] == blocks[1] == [e["blocks"] for e in single["epochs"]]  # same selection every epoch
+    assert len(single["steps"]) == EPOCHS and all(len(r["steps"]) == EPOCHS for r in ranks)
+    for step, (a, b, one) in enumerate(zip(ranks[0]["steps"], ranks[1]["steps"], single["steps"])):
+        # the ranks' token means, weighted by their token counts, are the one-process batch mean
+        pooled = (a["loss"] * a["tokens"] + b["loss"] * b["tokens"]) / (a["tokens"] + b["tokens"])
+        assert math.isclose(pooled, one["loss"], rel_tol=1e-5 if step == 0 else 1e-3), (step, pooled, one["loss"])
+    for r in (*ranks, single):
+        for e in r["epochs"]:  # unselected weights bit-identical, per epoch, on every rank
+            assert e["outside"] == 0 and e["inside"] > 0, e
+    assert ranks[0]["weights_sum"] == ranks[1]["weights_sum"]  # the ranks stay in sync

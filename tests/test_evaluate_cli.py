@@ -81,6 +81,7 @@ def test_evaluate_cli_on_a_saved_model_writes_results_and_resumes(tiny_setup, ca
     assert first.returncode == 0, first.stderr[-3000:]
     results = json.loads((out / "results.json").read_text())
     assert results["model"] == "run-x" and results["eval"] == "default"
+    assert results["run"]["world_size"] == 1 and results["run"]["device"]["type"] == "cpu"  # run metadata
     keys = {(r["split"], r["metric"]) for r in results["records"]}
     assert keys == {(s, m) for s in ("forget", "holdout") for m in ("MA", "EM_len", "EL_3")} | {("utility", "PPL"), ("holdout", "PPL")}
     assert all(r["model"] == "run-x" and r["value"] is not None for r in results["records"])

@@ -7,7 +7,7 @@ from hydra import compose as hydra_compose
 from hydra import initialize_config_dir
 
 from tests.conftest import CONF, compose
-from unlearn.sweep import apply_strength, skip_reason
+from unlearn.sweeps.jobs import apply_strength, skip_reason
 
 EXPERIMENTS = sorted(f.stem for f in (CONF / "experiment").glob("*.yaml"))
 
@@ -69,3 +69,92 @@ def test_slurm_launcher_composes():
     launcher = cfg.hydra.launcher
     assert launcher._target_.endswith("SlurmLauncher")
     assert (launcher.gpus_per_node, launcher.partition, launcher.timeout_min) == (1, "gpu", 240)
+
+
+# Each paper experiment computes its paper's metrics (issue #10 item 3).
+PAPER_SUITES = {"emso_table1": "emso_table1", "emso_tradeoff": "emso_table1", "closer_look_tofu": "tofu", "pdu_tofu": "tofu"}
+
+
+@pytest.mark.parametrize("name,suite", sorted(PAPER_SUITES.items()))
+def test_paper_experiments_compose_their_papers_suite(name, suite):
+    cfg = compose([f"experiment={name}"])
+    assert cfg.eval.name == suite
+    metrics = {m.label or m.name for m in cfg.eval.metrics}
+    assert metrics >= ({"EL_3", "MA", "SS", "PPL", "Rep_2", "Div_3", "Coh", "MAUVE"} if suite == "emso_table1"
+                       else {"ROUGE", "Prob", "TR", "FQ", "MU"})
+
+
+@pytest.mark.parametrize("name", ["emso_table1", "emso_tradeoff"])
+def test_emso_experiments_take_pretrained_gpt_neo_as_the_target(name):
+    """GPT-Neo memorized the extraction challenge in pre-training (spec §4.1): no memorize fine-tuning."""
+    cfg = compose([f"experiment={name}", "model=gpt-neo-1.3b"])
+    assert cfg.memorize.name == "none" and cfg.data.name == "extraction_challenge"
+
+
+def test_paper_sizes_compose():
+    emso = compose(["experiment=emso_table1", "size=paper"])
+    assert (emso.data.n_forget, emso.data.n_retain, emso.data.retain_from.hf_name) == (15000, 10000, "vblagoje/cc_news")
+    assert (emso.eval.wikitext.n, emso.eval.wikitext.source) == (5000, "hub")
+    metric = {m.label: m for m in emso.eval.metrics}
+    assert metric["PPL"].scorer == emso.eval.collapse.scorer == "EleutherAI/gpt-j-6b"
+    assert metric["Coh"].encoder == "simcse" and metric["Coh"].fallback is None
+    assert metric["MAUVE"].featurizer == emso.eval.collapse.featurizer == "lm:gpt2-large"
+    di = compose_with_hydra(["experiment=emso_table1", "size=paper_di"])
+    assert di.data.n_forget == 32 and di.data.shuffle and di.hydra.sweeper.params.seed == "0,1,2,3,4"
+    for split, retain, n in (("forget01", "retain99", 3960), ("forget05", "retain95", 3800), ("forget10", "retain90", 3600)):
+        tofu = compose(["experiment=closer_look_tofu", "size=paper", f"data.forget_split={split}"])
+        assert (tofu.data.retain_split, tofu.data.n_retain, tofu.eval.tofu.limit) == (retain, n, None)
+    demo = compose(["experiment=emso_table1"])  # the default size stays small
+    assert demo.data.n_forget == 32 and demo.eval.wikitext.n == 16 and demo.get("requires") is None
+
+
+@pytest.fixture
+def empty_hub_cache(tmp_path, monkeypatch):
+    """No cached hub copies (whatever this machine holds), and the hub offline."""
+    import datasets.config
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "datasets")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+
+@pytest.mark.parametrize("overrides,hub_id", [
+    (["experiment=emso_table1", "size=paper"], "EleutherAI/gpt-j-6b"),
+    (["experiment=emso_table1", "size=paper"], "vblagoje/cc_news"),
+    (["experiment=emso_table1", "size=paper_di"], "Salesforce/wikitext"),
+    (["experiment=closer_look_tofu", "size=paper"], "sileod/deberta-v3-base-tasksource-nli"),
+])
+def test_paper_size_offline_fails_before_any_model_loads(empty_hub_cache, tmp_path, monkeypatch, overrides, hub_id):
+    import unlearn.workflows.run_pipeline as pipeline
+    from unlearn.errors import ConfigError
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("a model was loaded before the paper-size check")
+
+    monkeypatch.setattr(pipeline, "load_model", no_model)
+    cfg = compose(overrides + ["model=tiny-gpt-neo", "trainer=default", "logger=csv", f"paths.cache_dir={tmp_path}"])
+    with pytest.raises(ConfigError, match=hub_id) as err:
+        pipeline.run_pipeline(cfg, tmp_path / "run")
+    assert "\n" not in str(err.value) and "offline" in str(err.value)
+    assert not (tmp_path / "run").exists()
+
+
+def test_paper_size_passes_online_or_cached(empty_hub_cache, monkeypatch):
+    from unlearn.stages import requirements
+
+    cfg = compose(["experiment=emso_table1", "size=paper"])
+    monkeypatch.setattr(requirements, "hub_offline", lambda: False)  # online: the loaders download
+    requirements.check_requirements(cfg)
+    monkeypatch.setattr(requirements, "hub_offline", lambda: True)
+    monkeypatch.setattr(requirements, "model_cached", lambda repo: True)
+    monkeypatch.setattr(requirements, "dataset_cached", lambda repo: True)
+    requirements.check_requirements(cfg)  # offline with every copy cached
+
+
+def test_paper_size_without_sizes_for_the_data_fails():
+    from unlearn.errors import ConfigError
+    from unlearn.stages.requirements import check_requirements
+
+    with pytest.raises(ConfigError, match="data=extraction_challenge, tofu"):
+        check_requirements(compose(["size=paper", "data=synthetic_pii"]))

@@ -4,7 +4,7 @@ import pytest
 from tests.conftest import TINY, compose
 from unlearn.errors import ConfigError
 from unlearn.methods import METHODS, TrainingFreeMethod, UnlearningModule
-from unlearn.pipeline import run_pipeline, validate_config
+from unlearn.workflows.run_pipeline import run_pipeline, validate_config
 
 
 def _data_for(method):

@@ -10,7 +10,7 @@ import pytest
 
 from tests.conftest import SHARED_DATA, TINY, compose
 from unlearn.methods import METHODS
-from unlearn.pipeline import run_pipeline
+from unlearn.workflows.run_pipeline import run_pipeline
 
 # Forget-set memorization and utility perplexity of the unlearned model: what every method must report.
 EVAL = ["eval.models=[unlearned]", "eval.batch_size=16",

@@ -38,6 +38,10 @@ def test_tiny_run_writes_results_and_lowers_forget_ma(tmp_path, cache_dir, metho
     assert (run_dir / "config.yaml").is_file() and (run_dir / "results.md").is_file()
     assert (run_dir / "per_item.json").is_file() and (run_dir / "model" / "model.safetensors").is_file()
     assert "| forget | MA |" in proc.stdout
+    run = results["run"]  # what the numbers depend on besides the config
+    assert run["world_size"] == 1 and run["effective_batch"] == 4 and run["precision"] == "32-true"
+    assert run["device"]["type"] == "cpu" and run["versions"]["torch"] and not run["distributed_dependent"]
+    assert {s["metric"] for s in results["sanity"]} >= {"MA", "EL_3"}  # per-item AUC target vs oracle
     if method == "emso":
         picks = [h for h in results["unlearn"]["history"] if "blocks" in h]
         assert picks and all(len(h["blocks"]) == 2 for h in picks)
@@ -68,7 +72,7 @@ def test_prefix_longer_than_the_records(tmp_path, cache_dir):
     records.write_text("".join(f'{{"text": "record number {i} has a few words in it"}}\n' for i in range(6)))
     args = [f"data.path={records}", "data.n_forget=2", "data.n_retain=2", "data.n_holdout=2", "eval.prefix_len=500"]
     proc = run_cli(TINY + [f"paths.cache_dir={cache_dir}", "data=jsonl", *args], tmp_path)
-    assert proc.returncode == 2 and "prefix is 500 tokens" in proc.stderr
+    assert proc.returncode == 2 and "eval.prefix_len=500" in proc.stderr and "longer than every record" in proc.stderr
     assert not list((tmp_path / "out").rglob("*.json"))
 
 

@@ -4,7 +4,7 @@ import json
 import pytest
 
 from tests.conftest import SHARED_DATA, compose
-from unlearn.evaluation import run_evaluation
+from unlearn.workflows.evaluate_saved import run_evaluation
 
 pytestmark = [pytest.mark.smollm2, pytest.mark.slow,
               pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="shared data folder not present")]

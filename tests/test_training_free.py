@@ -102,7 +102,9 @@ def test_pair_saves_both_models_and_reloads_as_a_pair(tmp_path):
     pair = ContrastivePair(original, memorized, 0.7)
     tokenizer = train_tokenizer(["some text to train a tokenizer on"] * 4, 300)
     save_model(pair, tokenizer, tmp_path / "model", {"method": "cd"})
-    loaded, _ = load_model(OmegaConf.create({"source": "local", "name_or_path": str(tmp_path / "model"), "dtype": "float32"}), tmp_path)
+    # attention=eager: the pair above was built with transformers' own attention, so the reload must match it
+    loaded, _ = load_model(OmegaConf.create({"source": "local", "name_or_path": str(tmp_path / "model"), "dtype": "float32",
+                                             "attention": "eager"}), tmp_path)
     assert isinstance(loaded, ContrastivePair) and loaded.gamma == 0.7
     ids, mask = _batch()
     with torch.no_grad():

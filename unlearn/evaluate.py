@@ -32,7 +32,10 @@ def path_shortcut(argv: list[str]) -> list[str]:
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate")
 def main(cfg) -> None:
-    from unlearn.evaluation import run_evaluation
+    from unlearn.cli import task_started
+
+    task_started()
+    from unlearn.workflows.evaluate_saved import run_evaluation
 
     try:
         run_evaluation(cfg, Path(HydraConfig.get().runtime.output_dir))
@@ -42,5 +45,7 @@ def main(cfg) -> None:
 
 
 if __name__ == "__main__":
+    from unlearn.cli import run
+
     sys.argv = [sys.argv[0], *path_shortcut(sys.argv[1:])]
-    main()
+    run(main)

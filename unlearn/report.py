@@ -16,11 +16,12 @@ def main(argv=None) -> int:
     parser.add_argument("overrides", nargs="*", help="conf/report.yaml overrides, e.g. out_dir=report")
     args = parser.parse_args(argv)
     cfg = OmegaConf.merge(OmegaConf.load(CONF), OmegaConf.from_dotlist(args.overrides))
+    from unlearn.errors import ConfigError
     from unlearn.reporting.write import write_report
 
     try:
         written = write_report(args.dir, cfg)
-    except FileNotFoundError as err:
+    except (FileNotFoundError, ConfigError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print("\n".join(str(p) for p in written))

@@ -4,6 +4,9 @@ Thin on purpose: compose the config, call the pipeline, turn user errors into on
 a non-zero exit and no partial run directory. In a sweep (`-m`) a failing job must not stop the
 others (Hydra's basic launcher re-raises the first exception), so the job records `failed.json`
 in its own directory, keeps whatever it wrote, and returns.
+
+The same command again continues an interrupted run and skips a finished one (unlearn/stages/resume.py).
+Exit codes: 0 done (or already done), 2 bad input, 3 the method diverged (results.json marks it).
 """
 import shutil
 import sys
@@ -17,8 +20,13 @@ from unlearn.errors import UnlearnError
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="run")
 def main(cfg) -> None:
-    from unlearn.pipeline import run_pipeline
-    from unlearn.sweep import finish_failed_wandb_run, in_multirun, record_status, skip_reason
+    from unlearn.cli import task_started
+
+    task_started()
+    from unlearn.workflows.run_pipeline import run_pipeline
+    from unlearn.stages import resume
+    from unlearn.stages.divergence import RunDiverged
+    from unlearn.sweeps.jobs import end_failed_job, in_multirun, record_status, skip_reason
 
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
@@ -28,20 +36,34 @@ def main(cfg) -> None:
         print(f"skipped: {reason}", file=sys.stderr)
         return
     try:
-        run_pipeline(cfg, run_dir)
-    except Exception as err:
-        if in_multirun():
-            path = record_status(run_dir, "failed", overrides, err)
-            finish_failed_wandb_run()
-            print(f"error in job {hydra_cfg.job.num} ({' '.join(overrides)}): {type(err).__name__}: {err}\n"
-                  f"  recorded in {path}; the sweep goes on", file=sys.stderr)
-            return
-        if not isinstance(err, UnlearnError):
-            raise
+        claim = resume.claim(cfg, run_dir)
+    except UnlearnError as err:
         shutil.rmtree(run_dir, ignore_errors=True)
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
-
+    if claim.finished:  # the same configuration already ran to the end: nothing to redo
+        finished = claim.finished
+        line = f"already finished ({finished['status']}): {finished['run_dir']}/results.json; resume=false runs it again"
+        elsewhere = Path(finished["run_dir"]).resolve() != run_dir.resolve()
+        if in_multirun() and elsewhere:
+            record_status(run_dir, "skipped", overrides, reason=line)
+        elif elsewhere:
+            shutil.rmtree(run_dir, ignore_errors=True)
+        print(line, file=sys.stderr)
+        return
+    run_dir = claim.run_dir
+    try:
+        run_pipeline(cfg, run_dir)
+        resume.mark(cfg, run_dir, claim.identity, "complete")
+    except RunDiverged as err:  # results.json is written and says `diverged`: kept, and a sweep goes on
+        resume.mark(cfg, run_dir, claim.identity, "diverged")
+        print(f"diverged: {err}", file=sys.stderr)
+        if not in_multirun():
+            sys.exit(3)
+    except Exception as err:
+        end_failed_job(err, run_dir, hydra_cfg, overrides, forget=lambda: resume.forget(cfg, claim.identity))
 
 if __name__ == "__main__":
-    main()
+    from unlearn.cli import run
+
+    run(main)

@@ -1,4 +1,5 @@
-"""Batches for training: right padding, attention mask, and labels with -100 on padding."""
+"""Batches for training: right padding, attention mask, and labels with -100 on padding and on a QA
+record's prompt (question and chat-template tokens: `EncodedSplit.label_starts`)."""
 import torch
 from torch.utils.data import Dataset
 
@@ -15,7 +16,8 @@ class SequenceDataset(Dataset):
         return len(self.encoded)
 
     def __getitem__(self, i: int) -> dict:
-        return {"input_ids": self.encoded.input_ids[i], "prefix_len": self.encoded.prefix_lens[i], "index": i}
+        return {"input_ids": self.encoded.input_ids[i], "prefix_len": self.encoded.prefix_lens[i],
+                "label_start": self.encoded.label_starts[i], "index": i}
 
 
 def pad_right(seqs: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -29,7 +31,8 @@ def pad_right(seqs: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.T
 
 
 class Collator:
-    """`labels_from_prefix=True` trains only on the continuation (spec A1 `continuation_from=p`)."""
+    """Labels are -100 on padding and before each item's `label_start` (a QA prompt), always;
+    `labels_from_prefix=True` also masks a text record's prefix (spec A1 `continuation_from=p`)."""
 
     def __init__(self, pad_id: int, labels_from_prefix: bool = False):
         self.pad_id = pad_id
@@ -38,9 +41,9 @@ class Collator:
     def __call__(self, items: list[dict]) -> dict:
         ids, mask = pad_right([it["input_ids"] for it in items], self.pad_id)
         labels = ids.masked_fill(mask == 0, IGNORE)
-        if self.labels_from_prefix:
-            for row, it in enumerate(items):
-                labels[row, : it["prefix_len"]] = IGNORE
+        for row, it in enumerate(items):
+            start = max(it.get("label_start", 0), it["prefix_len"] if self.labels_from_prefix else 0)
+            labels[row, :start] = IGNORE
         return {
             "input_ids": ids,
             "attention_mask": mask,

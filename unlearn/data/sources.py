@@ -40,13 +40,17 @@ def load_records(cfg, root: str | None) -> list[Record]:
         return synthetic_records(total, cfg.seed)
     if kind == "extraction_challenge":
         return _extraction_challenge(cfg, data_root(root, "data=extraction_challenge"))
+    if kind == "paragraph_memorization":
+        from unlearn.data.paragraphs import paragraph_records
+
+        return paragraph_records(cfg, data_root(root, "data=paragraph_memorization"), gpt2_tokenizer)
     if kind == "jsonl":
         return _jsonl(cfg, root)
     if kind == "hf":
         return _hf(cfg)
-    if kind == "tofu":
-        raise UnlearnError("TOFU splits come from load_splits(), not load_records()")
-    raise UnlearnError(f"data.source={kind!r} is unknown; use synthetic, extraction_challenge, jsonl or hf")
+    if kind in ("tofu", "muse_news"):
+        raise UnlearnError(f"{kind} splits come from load_splits(), not load_records()")
+    raise UnlearnError(f"data.source={kind!r} is unknown; use synthetic, extraction_challenge, paragraph_memorization, jsonl or hf")
 
 
 def gpt2_tokenizer(root: Path):
@@ -68,7 +72,10 @@ def _extraction_challenge(cfg, root: Path) -> list[Record]:
     needed = cfg.n_forget + cfg.n_retain + cfg.n_holdout
     rows = list(range(ids.shape[0]))
     # The official README keeps the last rows as internal validation: holdout comes from the end.
-    chosen = rows[: cfg.n_forget + cfg.n_retain] + rows[len(rows) - cfg.n_holdout:] if needed <= len(rows) else rows
+    body, tail = rows[: len(rows) - cfg.n_holdout], rows[len(rows) - cfg.n_holdout:]
+    if cfg.get("shuffle"):  # draw forget/retain from all rows (size=paper_di: a different 32 per seed)
+        random.Random(cfg.seed).shuffle(body)
+    chosen = body[: cfg.n_forget + cfg.n_retain] + tail if needed <= len(rows) else rows
     records = []
     for i in chosen:
         row = ids[i].tolist()
@@ -92,11 +99,21 @@ def _jsonl(cfg, root: str | None) -> list[Record]:
         for line_no, line in enumerate(f):
             if not line.strip():
                 continue
-            row = json.loads(line)
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise UnlearnError(f"{path}:{line_no + 1}: not valid JSON ({err.msg}, column {err.colno}); "
+                                   "fix that line: the file needs one JSON object per line") from None
+            if not isinstance(row, dict):
+                raise UnlearnError(f"{path}:{line_no + 1}: a JSON {type(row).__name__}, not an object; "
+                                   f'write one object per line, like {{"{cfg.text_field}": "..."}}')
             if cfg.text_field not in row:
                 raise UnlearnError(f"{path}:{line_no + 1} has no field {cfg.text_field!r}; set data.text_field")
             rid = str(row.get(cfg.id_field, line_no)) if cfg.get("id_field") else f"line-{line_no:06d}"
             prefix = row.get(cfg.prefix_field, "") if cfg.get("prefix_field") else ""
+            if not isinstance(row[cfg.text_field], str) or not row[cfg.text_field].strip():
+                raise UnlearnError(f"{path}:{line_no + 1}: field {cfg.text_field!r} is empty or not a string; "
+                                   "remove that record or give it text")
             text = prefix + row[cfg.text_field] if cfg.get("prefix_field") else row[cfg.text_field]
             records.append(Record(id=rid, text=text, prefix=prefix))
     return records
@@ -133,14 +150,31 @@ def load_splits(cfg, root: str | None) -> tuple[list[Record], list[Record], list
             tofu_records(root, cfg.retain_split, cfg.n_retain),
             tofu_records(root, cfg.holdout_split, cfg.n_holdout),
         )
+    if cfg.source == "muse_news":
+        from unlearn.data.muse import muse_news_records
+
+        return muse_news_records(cfg, root)
+    if cfg.get("retain_from"):  # the retain set from another corpus (EMSO: 10,000 CC-News sequences for GD/KL)
+        forget, _, holdout = assign_splits(load_records(cfg, root), cfg, n_retain=0)
+        return forget, external_retain(cfg.retain_from, cfg.n_retain, cfg.seed), holdout
     return assign_splits(load_records(cfg, root), cfg)
 
 
-def assign_splits(records: list[Record], cfg) -> tuple[list[Record], list[Record], list[Record]]:
+def external_retain(spec, n: int, seed: int) -> list[Record]:
+    records = load_records(spec, None)
+    if spec.get("shuffle"):
+        records = records[:]
+        random.Random(seed).shuffle(records)
+    if len(records) < n:
+        raise UnlearnError(f"data.retain_from has {len(records)} records, data.n_retain asks for {n}; lower data.n_retain")
+    return records[:n]
+
+
+def assign_splits(records: list[Record], cfg, n_retain: int | None = None) -> tuple[list[Record], list[Record], list[Record]]:
     if cfg.get("shuffle", False):
         records = records[:]
         random.Random(cfg.seed).shuffle(records)
-    nf, nr, nh = cfg.n_forget, cfg.n_retain, cfg.n_holdout
+    nf, nr, nh = cfg.n_forget, cfg.n_retain if n_retain is None else n_retain, cfg.n_holdout
     if nf + nr + nh > len(records):
         raise UnlearnError(
             f"data asks for {nf} forget + {nr} retain + {nh} holdout records but the source has {len(records)}; "

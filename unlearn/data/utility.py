@@ -7,16 +7,18 @@ import hashlib
 import json
 from pathlib import Path
 
+from unlearn.storage.code_hash import BASE_SAMPLES, code_hash
 from unlearn.data.prompts import PROMPTS
 from unlearn.data.sources import wikitext_texts
 from unlearn.errors import ConfigError
 from unlearn.generation import SamplingConfig, decode
-from unlearn.results import write_json
+from unlearn.storage.results import write_json
 
 
 def base_model_samples(model, tokenizer, n: int, max_new_tokens: int, seed: int, cache_dir: Path, cache_tag: str,
                        prompt_set: list[str] = PROMPTS) -> list[str]:
-    key = hashlib.sha256(json.dumps([cache_tag, n, max_new_tokens, seed, prompt_set]).encode()).hexdigest()[:16]
+    # The code hash: an edited sampler or decoder must not hand back what its old version drew.
+    key = hashlib.sha256(json.dumps([cache_tag, n, max_new_tokens, seed, prompt_set, code_hash(BASE_SAMPLES)]).encode()).hexdigest()[:16]
     path = Path(cache_dir) / "utility" / f"{key}.json"
     if path.is_file():
         return json.loads(path.read_text())

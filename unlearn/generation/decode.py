@@ -51,6 +51,41 @@ def _last_logits_only(model) -> dict:
 
 
 @torch.no_grad()
+def run_steps(model, token, past, mask, position, max_new, pad_id, sampling, generator, eos_id, extra=None):
+    """The decode loop every caller shares (prompt decoding below, branch decoding in `engine.py`).
+
+    `token` [n] is each row's first new token, already picked from the logits after its prompt;
+    `past` holds the prompt's keys and values (left-padded: `mask` [n, width] is 0 on padding) and
+    `position` [n, 1] is the position of each row's last prompt token. Runs max(max_new) - 1 more
+    model steps and returns each row's max_new[row] tokens (cut at `eos_id`, which is dropped).
+    """
+    extra = _last_logits_only(model) if extra is None else extra
+    steps = max(max_new)
+    out = torch.empty((token.shape[0], steps), dtype=torch.long, device=token.device)
+    finished = torch.zeros(token.shape[0], dtype=torch.bool, device=token.device)
+    for t in range(steps):
+        if eos_id is not None:
+            token = token.masked_fill(finished, pad_id)
+            finished |= token == eos_id
+        out[:, t] = token
+        if t == steps - 1:
+            break
+        position = position + 1
+        mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
+        result = model(input_ids=token[:, None], attention_mask=mask, position_ids=position, past_key_values=past,
+                       use_cache=True, **extra)
+        past = result.past_key_values
+        token = _pick(result.logits[:, -1, :], sampling, generator)
+    results = []
+    for row, n in zip(out.tolist(), max_new):
+        row = row[:n]
+        if eos_id is not None and eos_id in row:
+            row = row[: row.index(eos_id)]
+        results.append(row)
+    return results
+
+
+@torch.no_grad()
 def _decode_batch(model, prompts, max_new, pad_id, sampling, generator, eos_id):
     device = _device(model)
     extra = _last_logits_only(model)
@@ -61,30 +96,10 @@ def _decode_batch(model, prompts, max_new, pad_id, sampling, generator, eos_id):
         ids[row, width - len(p):] = torch.tensor(p, dtype=torch.long, device=device)
         mask[row, width - len(p):] = 1
     positions = (mask.cumsum(-1) - 1).clamp(min=0)
-    steps = max(max_new)
-    out = torch.empty((len(prompts), steps), dtype=torch.long, device=device)
-    finished = torch.zeros(len(prompts), dtype=torch.bool, device=device)
-    past = None
-    step_ids, step_pos = ids, positions
-    for t in range(steps):
-        result = model(input_ids=step_ids, attention_mask=mask, position_ids=step_pos, past_key_values=past, use_cache=True, **extra)
-        past = result.past_key_values
-        token = _pick(result.logits[:, -1, :], sampling, generator)
-        if eos_id is not None:
-            token = token.masked_fill(finished, pad_id)
-            finished |= token == eos_id
-        out[:, t] = token
-        step_ids = token[:, None]
-        step_pos = step_pos[:, -1:] + 1
-        mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
-    rows = out.tolist()
-    results = []
-    for row, n in zip(rows, max_new):
-        row = row[:n]
-        if eos_id is not None and eos_id in row:
-            row = row[: row.index(eos_id)]
-        results.append(row)
-    return results
+    result = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, **extra)  # prefill
+    token = _pick(result.logits[:, -1, :], sampling, generator)
+    return run_steps(model, token, result.past_key_values, mask, positions[:, -1:], max_new, pad_id, sampling, generator,
+                     eos_id, extra)
 
 
 def decode(

@@ -7,7 +7,9 @@ backward; PDU updates its dual variable after each step). Checkpointing and earl
 trainer callbacks (`unlearn/stages/trainer.py`), so every method gets them the same way.
 """
 import copy
+import random
 
+import numpy as np
 import torch
 import pytorch_lightning as pl
 from pytorch_lightning.utilities import CombinedLoader
@@ -19,11 +21,37 @@ from unlearn.methods.method import Method
 from unlearn.methods.sampling import PairedRandomSampler
 
 
+def rng_state() -> dict:
+    """Global RNG states (dropout, sampling) as plain values: numpy's array becomes a list."""
+    name, keys, pos, has_gauss, gauss = np.random.get_state()
+    return {"torch": torch.get_rng_state(), "python": random.getstate(),
+            "numpy": [name, keys.tolist(), pos, has_gauss, gauss]}
+
+
+def set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    random.setstate(tuple(tuple(x) if isinstance(x, list) else x for x in state["python"]))
+    name, keys, pos, has_gauss, gauss = state["numpy"]
+    np.random.set_state((name, np.array(keys, dtype=np.uint32), pos, has_gauss, gauss))
+
+
 def frozen_copy(model: torch.nn.Module) -> torch.nn.Module:
     reference = copy.deepcopy(model).eval()
     for p in reference.parameters():
         p.requires_grad_(False)
     return reference
+
+
+def use_fused_adamw(choice, params) -> bool | None:
+    """`method.fused_adamw`: auto (default) = the fused kernel when every parameter is on the CPU or CUDA
+    (one kernel for the whole step instead of a few per tensor; Lightning has moved the model to its device
+    before configure_optimizers runs). Measured on SmolLM2-135M, 2-core CPU: the optimizer step takes 0.12 s
+    fused against 0.7 s with torch's default (foreach), a fifth of a memorize step. true = always, false =
+    never. None lets torch pick its default (foreach)."""
+    require(choice in ("auto", True, False), f"method.fused_adamw={choice!r}; use auto, true or false")
+    if choice == "auto":
+        return True if params and all(p.device.type in ("cpu", "cuda") for p in params) else None
+    return choice or None
 
 
 class UnlearningModule(Method, pl.LightningModule):
@@ -43,6 +71,8 @@ class UnlearningModule(Method, pl.LightningModule):
         self.collator = collator
         self.seed = seed
         self.history: list[dict] = []
+        self._generators: dict[str, torch.Generator] = {}  # the data order, saved with a checkpoint
+        self._restored_generators: dict[str, torch.Tensor] = {}
 
     # --- what a method supplies -------------------------------------------------------------------
     @classmethod
@@ -59,9 +89,35 @@ class UnlearningModule(Method, pl.LightningModule):
         """How the items of dataset `key` become a batch; IDK+AP pairs true and refusal answers."""
         return self.collator
 
+    def method_state(self) -> dict:
+        """What this method adds to a checkpoint so a resumed fit goes on exactly (PDU's λ and ε, EMSO's
+        selection, masks and generator): plain values and tensors only (checkpoints load weights_only)."""
+        return {}
+
+    def load_method_state(self, state: dict) -> None:
+        """Inverse of `method_state`, called when a fit resumes from a checkpoint."""
+
+    # --- resume: Lightning saves weights, optimizer, schedule and loop counters; this is the rest --------
+    def on_save_checkpoint(self, checkpoint):
+        checkpoint["unlearn"] = {"history": self.history, "rng": rng_state(), "method": self.method_state(),
+                                 "generators": {k: g.get_state() for k, g in self._generators.items()}}
+
+    def on_load_checkpoint(self, checkpoint):
+        state = checkpoint.get("unlearn")
+        if state is None:
+            return
+        self.history = list(state["history"])
+        self._restored_generators = dict(state["generators"])
+        set_rng_state(state["rng"])
+        self.load_method_state(state["method"])
+
     # --- shared machinery ----------------------------------------------------------------------------
     def logits(self, batch: dict) -> torch.Tensor:
-        return self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        # The training forward goes through torch.compile when the trainer enables it (stages/trainer.py
+        # CompileForward); selection passes, references and evaluation use the plain model.
+        model = self.__dict__.get("compiled_model")
+        model = self.model if model is None else model
+        return model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
 
     @torch.no_grad()
     def reference_logits(self, batch: dict) -> torch.Tensor:
@@ -95,11 +151,13 @@ class UnlearningModule(Method, pl.LightningModule):
 
     def configure_optimizers(self):
         cfg = self.cfg
+        params = self.trainable_parameters()
         optimizer = torch.optim.AdamW(
-            self.trainable_parameters(),
+            params,
             lr=cfg.lr,
             betas=tuple(cfg.get("betas", (0.9, 0.999))),
             weight_decay=cfg.get("weight_decay", 0.0),
+            fused=use_fused_adamw(cfg.get("fused_adamw", "auto"), params),
         )
         warmup = self.warmup_steps()
         if not warmup:
@@ -111,12 +169,17 @@ class UnlearningModule(Method, pl.LightningModule):
         main_key = self.data_keys[0]
         main = self.datasets[main_key]
         generator = torch.Generator().manual_seed(self.seed)
+        self._generators = {main_key: generator}
         loaders = {
             main_key: DataLoader(main, batch_size=self.cfg.batch_size, shuffle=True, collate_fn=self.collate_fn(main_key),
                                  generator=generator)
         }
         for offset, key in enumerate(self.data_keys[1:], start=1):
             sampler = PairedRandomSampler(len(self.datasets[key]), len(main), self.seed + offset)
+            self._generators[key] = sampler.generator
             loaders[key] = DataLoader(self.datasets[key], batch_size=self.cfg.batch_size, sampler=sampler,
                                       collate_fn=self.collate_fn(key))
+        for key, saved in self._restored_generators.items():  # a resumed fit draws the batches it would have drawn
+            self._generators[key].set_state(saved)
+        self._restored_generators = {}
         return CombinedLoader(loaders, mode="max_size_cycle")

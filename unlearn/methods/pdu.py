@@ -106,10 +106,10 @@ class PrimalDual(UnlearningModule):
             self.dual.update(retain, self.eps, self.current_epoch)
         self.history.append({"epoch": self.current_epoch, "lambda": self.dual.value, "eps": self.eps})
 
-    def on_save_checkpoint(self, checkpoint):
-        checkpoint["pdu"] = {"lambda": self.dual.value, "eps": self.eps}
+    def method_state(self):
+        return {"lambda": self.dual.value, "eps": self.eps, "last_step": self._last_step}
 
-    def on_load_checkpoint(self, checkpoint):
-        state = checkpoint.get("pdu", {})
+    def load_method_state(self, state):
         self.dual.value = state.get("lambda", self.dual.value)
         self.eps = state.get("eps", self.eps)
+        self._last_step = state.get("last_step", self._last_step)

@@ -5,6 +5,8 @@ from unlearn.metrics import (  # noqa: F401
     collapse,
     generation_quality,
     mauve_score,
+    muse,
+    privacy,
     reasoning,
     semantic,
     standard,

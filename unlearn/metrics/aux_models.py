@@ -78,7 +78,8 @@ def _sentence_transformer(path: str, name: str) -> TextEncoder:
     from sentence_transformers import SentenceTransformer
 
     try:
-        model = SentenceTransformer(path, local_files_only=offline() and not Path(path).is_dir())
+        model = SentenceTransformer(path, local_files_only=offline() and not Path(path).is_dir(),
+                                    model_kwargs={"use_safetensors": True})  # weights are data: never pickles
     except Exception as exc:  # noqa: BLE001 - sentence-transformers raises many types for "not found"
         raise _unavailable(f"sentence encoder {name}", exc) from None
     return TextEncoder(name, lambda texts, bs: model.encode(texts, batch_size=bs, convert_to_numpy=True, show_progress_bar=False))
@@ -90,7 +91,7 @@ def _simcse(name: str) -> TextEncoder:
     try:
         kwargs = {"local_files_only": True} if offline() else {}
         tok = AutoTokenizer.from_pretrained(name, **kwargs)
-        model = AutoModel.from_pretrained(name, **kwargs).eval()
+        model = AutoModel.from_pretrained(name, use_safetensors=True, **kwargs).eval()
     except Exception as exc:  # noqa: BLE001
         raise _unavailable(f"SimCSE model {name}", exc) from None
 
@@ -139,7 +140,7 @@ def nli_classifier(name: str):
     try:
         kwargs = {"local_files_only": True} if offline() else {}
         tok = AutoTokenizer.from_pretrained(name, **kwargs)
-        model = AutoModelForSequenceClassification.from_pretrained(name, **kwargs)
+        model = AutoModelForSequenceClassification.from_pretrained(name, use_safetensors=True, **kwargs)
     except Exception as exc:  # noqa: BLE001
         raise _unavailable(f"NLI model {name}", exc) from None
     return pipeline("text-classification", model=model, tokenizer=tok, device=-1)

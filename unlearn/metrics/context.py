@@ -29,6 +29,8 @@ class EvalEnv:
     # pipeline, `original=` in `python -m unlearn.evaluate` (None there = the evaluated model itself).
     original_role: str | None = None
     oracle_role: str = "oracle"  # the retrain oracle (TOFU forget quality)
+    # stages/device.py's Placement: where auxiliary LMs (the GPT-J scorer) go; None = where they load (CPU).
+    placement: object = None
 
 
 @dataclass(eq=False)

@@ -32,6 +32,8 @@ def resolve_scorer(ctx: EvalContext, scorer: str) -> tuple[str, object, object]:
             raise MetricSkipped(f"scorer {scorer}: no model with that role is evaluated here")
         return other.name, other.model, other.tokenizer
     model, tok = causal_lm(scorer)
+    if ctx.env.placement is not None:  # the evaluated models' device and precision (GPT-J-6B on a GPU)
+        ctx.env.placement.for_eval(model)
     return scorer, model, tok
 
 

@@ -21,6 +21,7 @@ DEFAULTS = {
     "seed": 0,
     "hub_config": "wikitext-103-raw-v1",
     "hub_split": "train",
+    "source": "auto",  # auto: the shared data folder when set, else the hub; hub: always the hub (paper size)
 }
 
 
@@ -58,7 +59,8 @@ def wikitext_settings(ctx: EvalContext, overrides: dict | None = None) -> dict:
 
 def _prompt_set(ctx: EvalContext, cfg: dict):
     try:
-        source, paragraphs = wikitext_paragraphs(ctx.env.data_root, cfg["hub_config"], cfg["hub_split"])
+        root = None if cfg["source"] == "hub" else ctx.env.data_root
+        source, paragraphs = wikitext_paragraphs(root, cfg["hub_config"], cfg["hub_split"])
     except UnlearnError as exc:
         raise MetricSkipped(str(exc)) from None
     need = cfg["prompt_tokens"] + cfg["gold_tokens"]
@@ -80,7 +82,7 @@ def _prompt_set(ctx: EvalContext, cfg: dict):
 def wikitext_generations(ctx: EvalContext, overrides: dict | None = None) -> GenerationSet:
     cfg = wikitext_settings(ctx, overrides)
     source, prompts, golds = ctx.memo(("wikitext_prompts", cfg["n"], cfg["prompt_tokens"], cfg["gold_tokens"], cfg["hub_config"],
-                                       cfg["hub_split"]), lambda: _prompt_set(ctx, cfg))
+                                       cfg["hub_split"], cfg["source"]), lambda: _prompt_set(ctx, cfg))
     sampling = SamplingConfig(**cfg["sampling"]) if cfg["sampling"] else None
     label = f"wikitext:n={len(prompts)},prompt={cfg['prompt_tokens']}"
     outs = ctx.generate(label, prompts, cfg["max_new_tokens"], sampling, cfg["seed"])

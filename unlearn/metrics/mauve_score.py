@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from unlearn.metrics.aux_models import causal_lm, text_encoder
+from unlearn.storage.code_hash import MAUVE_FEATURES, code_hash
 from unlearn.metrics.context import EvalContext
 from unlearn.metrics.generation_sets import wikitext_generations
 from unlearn.metrics.registry import MetricSkipped, MetricValue, register
@@ -62,7 +63,7 @@ def cached_features(ctx: EvalContext, spec: str, texts: list[str], max_len: int)
     """Reference-side features on disk (paths.cache_dir/mauve_features), keyed by featurizer and texts.
     Features from an evaluated model stay in memory only (its weights are not part of the key), in
     that model's context, so every model of the run reuses them."""
-    key = hashlib.sha256(json.dumps([spec, max_len, texts]).encode()).hexdigest()[:20]
+    key = hashlib.sha256(json.dumps([spec, max_len, texts, code_hash(MAUVE_FEATURES)]).encode()).hexdigest()[:20]
     if spec in MODEL_FEATURIZERS or spec.startswith("role:"):
         return _model_featurizer(ctx, spec).memo(("features", key), lambda: featurize(ctx, spec, texts, max_len))
     if ctx.env.cache_dir is None:

@@ -4,11 +4,12 @@ All of them start from one teacher-forced pass. Greedy decoding is deterministic
 teacher-forced argmax at prefix i equals x_{i+1}, the greedy continuation from prefix i is x_{i+1}
 followed by the continuation from prefix i+1: only mismatch positions need fresh decoding (on
 memorized text they are rare). This is exact, not an approximation, and it is what makes EL_n with
-every prefix affordable.
+every prefix affordable. The fresh decodes start from a causal pass's KV cache instead of prefilling
+each prefix again (unlearn/generation/engine.py).
 """
 from collections import Counter
 
-from unlearn.generation import decode
+from unlearn.generation.engine import decode_branches
 from unlearn.generation.forward import TeacherForced
 
 
@@ -73,10 +74,8 @@ def prefix_continuations(model, tf: TeacherForced, seqs, pad_id: int, batch_size
             nxt[i] = j
         first_miss.append(nxt)
         fresh_keys.update((s_idx, nxt[i]) for i in wanted[s_idx] if nxt[i] < T)
-    fresh_keys = sorted(fresh_keys)
-    outs = decode(model, [seqs[s][:j] for s, j in fresh_keys], [len(seqs[s]) - j for s, j in fresh_keys], pad_id,
-                  batch_size=batch_size)
-    fresh = dict(zip(fresh_keys, outs))
+    # Fresh decodes start from a causal pass's KV cache, batched across sequences (generation/engine.py).
+    fresh = decode_branches(model, seqs, sorted(fresh_keys), pad_id, batch_size=batch_size)
     results = []
     for s_idx, seq in enumerate(seqs):
         T = len(seq)
@@ -138,10 +137,17 @@ def extraction_likelihood(
         overlaps.append(hits / denom if denom else 0.0)
     if aggregate == "jang":
         return sum(overlaps) / (T - n) if T > n else 0.0
+    if aggregate == "prefix_mean":
+        # Jang's average taken over the prefixes decoded: with every prefix (1..T-n have >= n target
+        # tokens) it is exactly the jang value; with a stride, the same average over every s-th prefix.
+        return sum(overlaps) / len(overlaps) if overlaps else 0.0
     return overlaps
 
 
 EL_PRESETS = {
     "jang": dict(positions="all", numerator="multiset", denominator="target", aggregate="jang"),
     "emso_compat": dict(positions=40, numerator="set", denominator="generated", aggregate="items"),
+    # Jang's counting over every 4th prefix (4, 8, ...): the default table's EL, ~4x fewer greedy decodes
+    # on a model that does not recite (the original, the oracle). Exact decoding, fewer prefixes.
+    "jang_stride4": dict(positions=4, numerator="multiset", denominator="target", aggregate="prefix_mean"),
 }

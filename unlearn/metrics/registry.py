@@ -35,6 +35,8 @@ MetricFn = Callable[..., MetricValue]
 METRICS: dict[str, MetricFn] = {}
 # Eval-level settings sections a metric reads (e.g. "wikitext"): part of its resume fingerprint.
 USES: dict[str, tuple[str, ...]] = {}
+# Checks of an eval-level settings section, run before any model is loaded: section -> fn(section dict).
+SETTINGS_CHECKS: dict[str, Callable[[dict], None]] = {}
 
 
 def register(name: str, uses: tuple[str, ...] = ()):
@@ -59,3 +61,10 @@ def check_params(name: str, params: dict) -> None:
     unknown = sorted(set(params) - set(accepted))
     if unknown:
         raise ConfigError(f"eval metric {name!r} takes no parameter {unknown[0]!r}; it takes {accepted}")
+
+
+def check_settings(settings: dict) -> None:
+    """Fail before any model is loaded when a settings section (e.g. `eval.tofu`) holds a bad value."""
+    for section, check in SETTINGS_CHECKS.items():
+        if settings.get(section) is not None:
+            check(dict(settings[section]))

@@ -57,8 +57,9 @@ def exact_match(ctx: EvalContext, split: str, reference: str = "ground_truth") -
 @register("el")
 def el(ctx: EvalContext, split: str, n: int = 3, preset: str = "jang", positions: str | int | None = None) -> MetricValue:
     """`preset` fixes the counting (jang: every prefix, multiset / target n-grams, per-sequence sum over
-    T - n; emso_compat: windows of 40, set / generated n-grams, mean over items); `positions` may move
-    the prefixes ("all", "prefix" = each record's own, an int window) and keeps the preset's counting."""
+    T - n; jang_stride4: the same per-prefix overlap averaged over every 4th prefix; emso_compat: windows
+    of 40, set / generated n-grams, mean over items); `positions` may move the prefixes ("all", "prefix" =
+    each record's own, an int window) and keeps the preset's counting."""
     if preset not in EL_PRESETS:
         raise ConfigError(f"el preset={preset!r} is unknown; use one of {sorted(EL_PRESETS)}")
     opts = dict(EL_PRESETS[preset])
@@ -70,7 +71,7 @@ def el(ctx: EvalContext, split: str, n: int = 3, preset: str = "jang", positions
         extraction_likelihood(c, s, n, opts["numerator"], opts["denominator"], opts["aggregate"])
         for c, s in zip(conts, seqs)
     ]
-    if opts["aggregate"] == "jang":
+    if opts["aggregate"] in ("jang", "prefix_mean"):
         return MetricValue(mean(per_seq), len(per_seq), per_seq, {"n": n, "preset": preset, "positions": opts["positions"]})
     items = [v for seq_items in per_seq for v in seq_items]
     if not items:

@@ -9,7 +9,8 @@ from unlearn.metrics.registry import MetricSkipped, MetricValue, register
 
 
 def _details(ctx: EvalContext, split: str) -> dict:
-    return {"file": td.file_for(split, td.tofu_settings(ctx))}
+    cfg = td.tofu_settings(ctx)
+    return {"file": td.file_for(split, cfg), "scoring": cfg["scoring"]}
 
 
 @register("tofu_rouge", uses=("tofu",))
@@ -24,7 +25,7 @@ def probabilities(ctx: EvalContext, split: str) -> list[float]:
     if split in ("tofu_forget", "tofu_retain"):
         return correct
     perturbed = td.answer_nll(ctx, split, "perturbed_answer")
-    return [p / (p + sum(td.normalized_prob(x) for x in pert)) for p, pert in zip(correct, perturbed)]
+    return [td.normalized_over_options(p, [td.normalized_prob(x) for x in pert]) for p, pert in zip(correct, perturbed)]
 
 
 @register("tofu_prob", uses=("tofu",))
@@ -93,4 +94,5 @@ def harmonic_mean(values: list[float]) -> float:
 @register("tofu_model_utility", uses=("tofu",))
 def tofu_model_utility(ctx: EvalContext, split: str = "all") -> MetricValue:
     parts = utility_components(ctx)
-    return MetricValue(harmonic_mean(list(parts.values())), len(parts), None, {"components": parts})
+    return MetricValue(harmonic_mean(list(parts.values())), len(parts), None,
+                       {"components": parts, "scoring": td.tofu_settings(ctx)["scoring"]})

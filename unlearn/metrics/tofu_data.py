@@ -3,7 +3,9 @@
 Sets (split names in results): `tofu_forget` = `<forget_split>_perturbed`, `tofu_retain` =
 `retain_perturbed`, `real_authors` / `world_facts` = their `_perturbed` files. Per model and set, one
 greedy generation pass (ROUGE, TE, CS, ES) and one teacher-forced pass per answer field
-(probability, truth ratio), all through the chat template (`qa_prompt`) with question tokens masked.
+(probability, truth ratio), all through the chat template (`qa_prompt`) with question tokens masked;
+which tokens after the question are scored is `scoring` (`tofu_scoring.py`: a preset per reference code).
+Ratios keep open-unlearning's 1e-10 guards, so a collapsed model gets the references' values.
 """
 import math
 from dataclasses import dataclass
@@ -13,16 +15,21 @@ from unlearn.errors import UnlearnError
 from unlearn.generation.forward import teacher_forced
 from unlearn.metrics.context import EvalContext
 from unlearn.metrics.registry import MetricSkipped
+from unlearn.metrics.tofu_scoring import DEFAULT_SCORING, check_scoring, scored_sequence
 
 SETS = ("tofu_forget", "tofu_retain", "real_authors", "world_facts")
 UTILITY_SETS = ("tofu_retain", "real_authors", "world_facts")
 # TOFU defaults; Closer-Look evaluates only the first 300 retain rows (set limits: {tofu_retain: 300}).
 DEFAULTS = {"forget_split": "forget10", "limit": None, "limits": {}, "max_new_tokens": 200, "use_chat_template": True,
-            "batch_size": None}
+            "batch_size": None, "scoring": DEFAULT_SCORING}
+# open-unlearning's guard on every ratio of probabilities (truth ratio, normalized probability, 1/R).
+GUARD = 1e-10
 
 
 def tofu_settings(ctx: EvalContext) -> dict:
-    return {**DEFAULTS, **ctx.setting("tofu")}
+    cfg = {**DEFAULTS, **ctx.setting("tofu")}
+    check_scoring(cfg["scoring"])
+    return cfg
 
 
 def file_for(split: str, cfg: dict) -> str:
@@ -64,28 +71,29 @@ def generations(ctx: EvalContext, split: str) -> list[str]:
 
 
 def answer_nll(ctx: EvalContext, split: str, field: str) -> list[list[float]]:
-    """Per row, the mean NLL of each answer in `field` (a string or a list of strings) given the question;
-    one teacher-forced pass over all of them."""
+    """Per row, the mean NLL of each answer in `field` (a string or a list of strings) given the question,
+    over the tokens `scoring` picks; one teacher-forced pass over all of them."""
     cfg = tofu_settings(ctx)
 
     def compute():
-        prompts = _prompts(ctx, split)
+        data = rows(ctx, split)
         seqs, owners, starts = [], [], []
-        for i, (row, prompt) in enumerate(zip(rows(ctx, split), prompts)):
+        for i, row in enumerate(data):
             answers = row[field] if isinstance(row[field], list) else [row[field]]
             for answer in answers:
-                ids = ctx.tokenizer.encode(answer, add_special_tokens=False)
-                seqs.append(prompt + ids)
+                ids, first = scored_sequence(ctx.tokenizer, row["question"], answer, cfg["use_chat_template"], cfg["scoring"])
+                seqs.append(ids)
                 owners.append(i)
-                starts.append(len(prompt) - 1)  # nll[j] predicts token j+1: answer tokens start at prompt_len - 1
+                starts.append(first - 1)  # nll[j] predicts token j+1: scored tokens start at nll[first - 1]
         nll = teacher_forced(ctx.model, seqs, ctx.pad_id, cfg["batch_size"] or ctx.batch_size).nll
-        out: list[list[float]] = [[] for _ in prompts]
+        out: list[list[float]] = [[] for _ in data]
         for owner, start, values in zip(owners, starts, nll):
             answer = values[start:]
             out[owner].append(sum(answer) / len(answer) if answer else float("inf"))
         return out
 
-    return ctx.memo(("tofu_nll", file_for(split, cfg), len(rows(ctx, split)), field), compute)
+    key = ("tofu_nll", file_for(split, cfg), len(rows(ctx, split)), field, cfg["scoring"], cfg["use_chat_template"])
+    return ctx.memo(key, compute)
 
 
 def normalized_prob(avg_nll: float) -> float:
@@ -98,7 +106,7 @@ class TruthRatios:
     values: list[float]  # R = P_pert / P_correct per item
 
     def closer_to_1(self) -> float:
-        return sum(min(r, 1 / r) if r > 0 else 0.0 for r in self.values) / len(self.values)
+        return sum(min(r, 1 / (r + GUARD)) for r in self.values) / len(self.values)
 
     def true_better(self) -> float:
         return sum(max(0.0, 1 - r) for r in self.values) / len(self.values)
@@ -110,10 +118,17 @@ def truth_ratios(ctx: EvalContext, split: str) -> TruthRatios:
     correct_field = "paraphrased_answer" if split in ("tofu_forget", "tofu_retain") else "answer"
     correct = answer_nll(ctx, split, correct_field)
     perturbed = answer_nll(ctx, split, "perturbed_answer")
-    values = []
-    for (c,), pert in zip(correct, perturbed):
-        values.append(math.exp(-(sum(pert) / len(pert))) / max(math.exp(-c), 1e-300))
-    return TruthRatios(values)
+    return TruthRatios([truth_ratio(c, pert) for (c,), pert in zip(correct, perturbed)])
+
+
+def truth_ratio(correct_nll: float, perturbed_nll: list[float]) -> float:
+    """R = P_pert / (P_correct + 1e-10), P_pert the geometric mean over the perturbed answers."""
+    return math.exp(-(sum(perturbed_nll) / len(perturbed_nll))) / (math.exp(-correct_nll) + GUARD)
+
+
+def normalized_over_options(correct: float, perturbed: list[float]) -> float:
+    """P(a) / (P(a) + sum of the perturbed answers' P + 1e-10): real authors' and world facts' probability."""
+    return correct / (correct + sum(perturbed) + GUARD)
 
 
 def rouge_recalls(ctx: EvalContext, split: str) -> list[float]:

@@ -67,8 +67,8 @@ class ContrastivePair(torch.nn.Module):
 
         path = Path(path)
         card = json.loads((path / CARD).read_text())
-        original = AutoModelForCausalLM.from_pretrained(path / card["original"], dtype=dtype)
-        memorized = AutoModelForCausalLM.from_pretrained(path / card["memorized"], dtype=dtype)
+        original = AutoModelForCausalLM.from_pretrained(path / card["original"], dtype=dtype, use_safetensors=True)
+        memorized = AutoModelForCausalLM.from_pretrained(path / card["memorized"], dtype=dtype, use_safetensors=True)
         return cls(original, memorized, card["gamma"])
 
 

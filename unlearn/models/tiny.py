@@ -50,7 +50,7 @@ def tiny_config(spec, vocab_size: int):
         return LlamaConfig(
             vocab_size=vocab_size,
             hidden_size=spec.hidden_size,
-            intermediate_size=4 * spec.hidden_size,
+            intermediate_size=spec.get("intermediate_size") or 4 * spec.hidden_size,
             num_hidden_layers=spec.num_layers,
             num_attention_heads=spec.num_heads,
             num_key_value_heads=spec.get("num_kv_heads", spec.num_heads),

@@ -6,11 +6,11 @@ from pathlib import Path
 import pandas as pd
 from omegaconf import OmegaConf
 
-from unlearn.sweep import read_status, strength_of
+from unlearn.sweeps.jobs import read_status, strength_of
 
-JOB_COLUMNS = ["job", "method", "model_name", "data", "seed", "knob", "strength", "variant"]
+JOB_COLUMNS = ["job", "method", "model_name", "data", "seed", "knob", "strength", "variant", "memorized"]
 # Overrides that are a row's identity already (or averaged over), so they never split a method's row.
-IDENTITY_KEYS = ("seed", "strength", "method", "model", "data", "level")
+IDENTITY_KEYS = ("seed", "strength", "method", "model", "data", "level", "paradigm")  # paradigm: unlearn.train
 
 
 def _job_info(results: dict, run_dir: Path, root: Path) -> dict:
@@ -19,7 +19,9 @@ def _job_info(results: dict, run_dir: Path, root: Path) -> dict:
     strength = results.get("strength", strength_of(cfg))
     return {"job": str(run_dir.relative_to(root)) or ".", "method": results["method"], "model_name": results["model"],
             "data": results["data"], "seed": results.get("seed"), "knob": OmegaConf.select(cfg, "method.strength_knob"),
-            "strength": strength, "overrides": _overrides(run_dir)}
+            "strength": strength, "overrides": _overrides(run_dir),
+            # False when the run went on with a target below its MA threshold (memorize.allow_below_threshold).
+            "memorized": bool((results.get("memorize") or {}).get("reached_threshold", True))}
 
 
 def _overrides(run_dir: Path) -> tuple:
@@ -44,6 +46,7 @@ SPLIT_ALIASES = {"wikitext": "utility"}
 def load_records(root: Path) -> pd.DataFrame:
     root = Path(root)
     jobs = [(json.loads(p.read_text()), p.parent) for p in sorted(root.rglob("results.json"))]
+    jobs = [(r, d) for r, d in jobs if r.get("status") != "in_progress"]  # a run still being evaluated (or killed)
     infos = [_job_info(results, run_dir, root) for results, run_dir in jobs]
     _variants(infos)
     rows = []
@@ -54,10 +57,16 @@ def load_records(root: Path) -> pd.DataFrame:
 
 
 def load_statuses(root: Path) -> list[dict]:
-    """Jobs that wrote failed.json or skipped.json instead of results.json."""
+    """Jobs that wrote failed.json or skipped.json instead of results.json, and runs whose method diverged."""
     out = []
     for path in sorted(list(Path(root).rglob("failed.json")) + list(Path(root).rglob("skipped.json"))):
         status = read_status(path.parent) or {}
         out.append({"job": str(path.parent.relative_to(root)), "status": status.get("status"),
                     "error": status.get("error") or status.get("reason", ""), "overrides": " ".join(status.get("overrides", []))})
+    for path in sorted(Path(root).rglob("results.json")):  # diverged runs have rows (last good weights) and a mark here
+        results = json.loads(path.read_text())
+        if results.get("status") == "diverged":
+            out.append({"job": str(path.parent.relative_to(root)), "status": "diverged",
+                        "error": (results.get("unlearn", {}).get("diverged") or {}).get("message", ""),
+                        "overrides": " ".join(_overrides(path.parent))})
     return out

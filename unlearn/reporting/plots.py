@@ -14,6 +14,7 @@ def _panel(ax, rows: pd.DataFrame, x: str, y: str, colors: dict) -> None:
         if group.empty:
             continue
         ax.plot(group[x], group[y], marker="o", color=colors[method], label=method)
+        _error_bars(ax, group, x, y, colors[method])
         bad = group[group.collapsed]
         if not bad.empty:  # hollow red ring: collapsed, left out of the table's ranking
             ax.scatter(bad[x], bad[y], s=160, facecolors="none", edgecolors="red", linewidths=1.5, label="collapsed", zorder=4)
@@ -31,6 +32,14 @@ def _panel(ax, rows: pd.DataFrame, x: str, y: str, colors: dict) -> None:
     ax.set_ylabel(f"{y} (forget set)")
     ax.set_title(f"{y} vs {x}")
     ax.grid(alpha=0.3)
+
+
+def _error_bars(ax, group: pd.DataFrame, x: str, y: str, color) -> None:
+    """95% t-interval half-widths over seeds (table.py's `<metric>_ci95`), where a row averages several jobs."""
+    xerr = group[f"{x}_ci95"].fillna(0.0) if f"{x}_ci95" in group else None
+    yerr = group[f"{y}_ci95"].fillna(0.0) if f"{y}_ci95" in group else None
+    if (xerr is not None and xerr.any()) or (yerr is not None and yerr.any()):
+        ax.errorbar(group[x], group[y], xerr=xerr, yerr=yerr, fmt="none", ecolor=color, capsize=3, alpha=0.8)
 
 
 def _log_x_if_wide(ax, values: pd.Series) -> None:

@@ -2,6 +2,8 @@
 their configured split; collapsed rows marked and left out of the best / second-best ranking."""
 import pandas as pd
 
+from unlearn.statistics import t_interval
+
 STRENGTH_ROWS = ["model_name", "data", "method", "variant", "strength"]
 
 
@@ -19,7 +21,8 @@ def wide(records: pd.DataFrame, columns) -> pd.DataFrame:
     keep = pd.concat([records[(records.metric == c.metric) & (records.split == c.split)].assign(column=column_name(c))
                       for c in columns]) if len(records) else records.assign(column=records.metric)
     table = keep.pivot_table(index=["job", "role"], columns="column", values="value", aggfunc="first")
-    info = records.drop_duplicates("job").set_index("job")[["method", "model_name", "data", "seed", "knob", "strength", "variant"]]
+    info = records.drop_duplicates("job").set_index("job")[["method", "model_name", "data", "seed", "knob", "strength", "variant",
+                                                             "memorized"]]
     table = table.reset_index().join(info, on="job")
     present = [column_name(c) for c in columns if column_name(c) in table.columns]
     return table, present
@@ -53,31 +56,51 @@ def method_table(records: pd.DataFrame, cfg) -> tuple[pd.DataFrame, list[str]]:
     table, metrics = wide(records, cfg.columns)
     flags = collapse_flags(records, cfg.collapse)
     table["collapsed"] = [bool(flags.get((j, r), False)) for j, r in zip(table.job, table.role)]
+    # A run whose target never memorized the forget set has nothing to erase: flagged, never ranked.
+    table["not_memorized"] = ~table.memorized.astype(bool)
     refs = table[table.role.isin(list(cfg.references))].drop_duplicates(["model_name", "data", "role"])
     order = {role: i for i, role in enumerate(cfg.references)}
     refs = refs.sort_values("role", key=lambda r: r.map(order), kind="stable")
     refs = refs.assign(method=refs.role, strength=None, knob=None, variant="")
     methods = table[table.role == "unlearned"].copy()
     methods["strength"] = methods.strength.astype(object)
-    agg = {m: "mean" for m in metrics} | {"collapsed": "any", "job": "count", "knob": "first"}
-    methods = methods.groupby(STRENGTH_ROWS, dropna=False, sort=False).agg(agg).rename(columns={"job": "n_jobs"}).reset_index()
+    agg = {m: "mean" for m in metrics} | {"collapsed": "any", "not_memorized": "any", "job": "count", "knob": "first"}
+    grouped = methods.groupby(STRENGTH_ROWS, dropna=False, sort=False)
+    methods = grouped.agg(agg).rename(columns={"job": "n_jobs"}).reset_index()
+    methods = methods.join(seed_spread(grouped, metrics).reset_index(drop=True))
     rows = pd.concat([refs.assign(kind="reference", n_jobs=1), methods.assign(kind="method")], ignore_index=True)
     # One block per (model, data), in first-seen order: its references, then its methods.
     block = pd.Series(list(zip(rows.model_name, rows.data)), index=rows.index)
     first = {key: i for i, key in enumerate(dict.fromkeys(block))}
     rows = rows.iloc[sorted(rows.index, key=lambda i: (first[block[i]], rows.kind[i] != "reference"))].reset_index(drop=True)
     rows["label"] = [f"{m} ({v})" if v else m for m, v in zip(rows.method, rows.variant)]
-    return rows[["model_name", "data", "kind", "method", "variant", "label", "knob", "strength", "n_jobs", "collapsed"] + metrics], metrics
+    spread = [c for m in metrics for c in (f"{m}_ci95", f"{m}_n")]
+    return rows[["model_name", "data", "kind", "method", "variant", "label", "knob", "strength", "n_jobs", "collapsed",
+                 "not_memorized"]
+                + metrics + spread], metrics
+
+
+def seed_spread(grouped, metrics: list[str]) -> pd.DataFrame:
+    """Per row and metric: the half-width of the 95% t-interval over the row's jobs (seeds) and their
+    count n (NaN half-width for one job)."""
+    out = {}
+    for m in metrics:
+        stats = grouped[m].agg(lambda v: t_interval(list(v)))
+        out[f"{m}_ci95"] = [s[1] for s in stats]
+        out[f"{m}_n"] = [s[2] for s in stats]
+    return pd.DataFrame(out)
 
 
 def rank_marks(rows: pd.DataFrame, cfg, metrics: list[str]) -> pd.DataFrame:
-    """'best' / 'second' per metric among non-collapsed methods of the same model and data."""
+    """'best' / 'second' per metric among non-collapsed methods on memorized targets of the same model and data."""
     better = better_by_column(cfg.columns)
     marks = pd.DataFrame("", index=rows.index, columns=metrics)
-    ranked = rows[(rows.kind == "method") & ~rows.collapsed]
+    ranked = rows[(rows.kind == "method") & ~rows.collapsed & ~rows.not_memorized]
     for _, group in ranked.groupby(["model_name", "data"], sort=False):
         for m in metrics:
-            order = group[m].dropna().rank(method="min", ascending=better[m] == "lower")
+            values = group[m].dropna()
+            values = values.abs() if better[m] == "zero" else values  # PrivLeak: closest to 0 is best
+            order = values.rank(method="min", ascending=better[m] in ("lower", "zero"))
             marks.loc[order[order == 1].index, m] = "best"
             marks.loc[order[order == 2].index, m] = "second"
     return marks
@@ -89,15 +112,25 @@ def _fmt(value) -> str:
     return f"{value:.1f}" if abs(value) >= 100 else f"{value:.3f}"
 
 
+def _cell(rows: pd.DataFrame, i, m: str) -> str:
+    """mean ± 95% CI half-width when the row averages several jobs (seeds), the plain value otherwise."""
+    half = rows.at[i, f"{m}_ci95"] if f"{m}_ci95" in rows.columns else None
+    if half is None or pd.isna(half):
+        return _fmt(rows.at[i, m])
+    return f"{_fmt(rows.at[i, m])} ± {_fmt(half)}"
+
+
 def to_markdown(rows: pd.DataFrame, marks: pd.DataFrame, metrics: list[str]) -> str:
-    """**best**, _second_; collapsed rows get a † and no marks."""
+    """**best**, _second_; collapsed rows get a †, rows on a target that was not memorized a ‡, and no marks.
+    `n` = jobs (seeds) behind each row."""
     shown = pd.DataFrame(index=rows.index)
     shown["model"] = rows.model_name
-    shown["method"] = [f"{m}†" if c else m for m, c in zip(rows.label, rows.collapsed)]
+    shown["method"] = [f"{m}{'†' if c else ''}{'‡' if n else ''}" for m, c, n in zip(rows.label, rows.collapsed, rows.not_memorized)]
     shown["strength"] = [("" if pd.isna(s) else f"{k}={s:g}") if s is not None else "" for k, s in zip(rows.knob, rows.strength)]
+    shown["n"] = rows.n_jobs.astype(int)
     for m in metrics:
         style = {"best": "**{}**", "second": "_{}_", "": "{}"}
-        shown[m] = [style[marks.at[i, m]].format(_fmt(rows.at[i, m])) for i in rows.index]
+        shown[m] = [style[marks.at[i, m]].format(_cell(rows, i, m)) for i in rows.index]
     return shown.to_markdown(index=False)
 
 

@@ -12,10 +12,10 @@ from tqdm.auto import tqdm
 
 from unlearn.errors import ConfigError, UnlearnError
 from unlearn.metrics import EvalContext, EvalEnv, MetricSkipped, check_params, get_metric
-from unlearn.metrics.registry import USES
+from unlearn.metrics.registry import USES, check_settings
 
 # Keys of conf/eval/*.yaml that are not metric-settings sections.
-NOT_SETTINGS = ("metrics", "models", "batch_size", "prefix_len", "name", "reuse_reference")
+NOT_SETTINGS = ("metrics", "models", "batch_size", "prefix_len", "name", "reuse_reference", "precision", "attacks")
 
 
 def metric_label(entry) -> str:
@@ -39,6 +39,7 @@ def validate_metrics(eval_cfg) -> None:
     """Names and parameters of every entry, checked before any model is loaded."""
     for entry in eval_cfg.metrics:
         check_params(entry.name, entry_params(entry))
+    check_settings(eval_settings(eval_cfg))
 
 
 def build_contexts(models: dict, tokenizers: dict, encoded: dict, texts: dict, eval_cfg, env: EvalEnv) -> dict[str, EvalContext]:
@@ -79,9 +80,10 @@ def _run_one(ctx: EvalContext, entry, split: str, config: dict) -> tuple[dict, d
 
 
 def evaluate(contexts: dict[str, EvalContext], roles: list[str], eval_cfg, store=None,
-             reference_cache=None) -> tuple[list[dict], dict]:
+             reference_cache=None, details: dict | None = None) -> tuple[list[dict], dict]:
     """Returns (records, per_item) for the models in `roles`, in config order. With a `ReferenceCache`,
-    the fixed models' records come from (and go to) the cache shared by runs on the same target."""
+    the fixed models' records come from (and go to) the cache shared by runs on the same target.
+    `details` (the evaluation device and precision) is added to every record's details."""
     records, per_item = [], {}
     settings = eval_settings(eval_cfg)
     jobs = [(contexts[r], e, s) for r in roles for e in eval_cfg.metrics for s in e.splits]
@@ -102,6 +104,7 @@ def evaluate(contexts: dict[str, EvalContext], roles: list[str], eval_cfg, store
         else:
             logged = set(ctx.generation_log)
             record, items = _run_one(ctx, entry, split, config)
+            record["details"].update(details or {})
             generations = {k: v for k, v in ctx.generation_log.items() if k not in logged}
             if reference_cache is not None:
                 reference_cache.put(ctx.name, split, label, config, record, items, generations)

@@ -8,26 +8,20 @@ folder, keyed by model, data and seed), the metric's configuration, the evaluati
 length, batch size, device) and the metric code all match; skipped records (value null) are never stored, so a metric whose model or data
 appears later runs.
 """
-import functools
 import hashlib
 import json
 from pathlib import Path
 
-from unlearn.results import write_json
+from unlearn.storage.code_hash import METRICS, code_hash
+from unlearn.storage.results import write_json
 
 FIXED_ROLES = ("original", "target", "oracle")
-PACKAGE = Path(__file__).resolve().parents[1]
 
 
-@functools.cache
 def metric_code_hash() -> str:
     """The source of everything a metric value depends on besides the model: an edited metric, decoder or
     data encoder must not reuse numbers its old version computed."""
-    digest = hashlib.sha256()
-    files = [p for folder in ("metrics", "generation", "data") for p in sorted((PACKAGE / folder).rglob("*.py"))]
-    for path in files + [PACKAGE / "stages" / "evaluate.py"]:
-        digest.update(path.relative_to(PACKAGE).as_posix().encode() + path.read_bytes())
-    return digest.hexdigest()[:16]
+    return code_hash(METRICS)
 
 
 class ReferenceCache:

@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 
 from unlearn.errors import ConfigError
-from unlearn.results import write_json
+from unlearn.storage.results import write_json
 
 
 def _load(path: Path, default):
@@ -26,7 +26,8 @@ class ResultStore:
     def __init__(self, out_dir, header: dict, overwrite: bool = False, identity_keys: tuple[str, ...] = ()):
         self.dir = Path(out_dir)
         self.dir.mkdir(parents=True, exist_ok=True)
-        self.header = dict(header)
+        # "in_progress" until the owner sets "complete": a killed evaluation never looks finished.
+        self.header = {**dict(header), "status": "in_progress"}
         old = {} if overwrite else _load(self.dir / "results.json", {})
         for key in identity_keys:
             if old and key in old and _normal(old[key]) != _normal(header.get(key)):

@@ -4,7 +4,11 @@ import warnings
 from pathlib import Path
 
 import pytorch_lightning as pl
+import torch
 from pytorch_lightning.callbacks import ModelCheckpoint
+
+from unlearn.stages.checkpoints import AtomicCheckpointIO, StopFlag, epoch_checkpoint, resume_path
+from unlearn.stages.divergence import FiniteGuard
 
 # Lightning's advice lines (num_workers, GPU availability) drown the table on a laptop run.
 for noisy in ("pytorch_lightning.utilities.rank_zero", "lightning.pytorch.utilities.rank_zero", "pytorch_lightning.accelerators.cuda"):
@@ -16,24 +20,53 @@ warnings.filterwarnings("ignore", ".*isinstance\\(treespec, LeafSpec\\).*")
 warnings.filterwarnings("ignore", ".*module\\(s\\) in eval mode at the start of training.*")
 
 
-def build_trainer(cfg, max_epochs: int, run_dir: Path | None, callbacks=(), logger=False) -> pl.Trainer:
-    callbacks = list(callbacks)
+class CompileForward(pl.Callback):
+    """`trainer.compile.enabled`: the training forward of every method runs through torch.compile
+    (dynamic shapes: batches are padded to their longest row). Kept out of the module's submodules
+    (a plain attribute), so checkpoints and state dicts are unchanged."""
+
+    def __init__(self, backend: str = "inductor", mode: str | None = None):
+        self.backend, self.mode = backend, mode
+
+    def setup(self, trainer, pl_module, stage):
+        if "compiled_model" not in pl_module.__dict__:
+            pl_module.__dict__["compiled_model"] = torch.compile(pl_module.model, backend=self.backend, mode=self.mode,
+                                                                 dynamic=True)
+
+
+def build_trainer(cfg, max_epochs: int, run_dir: Path | None, callbacks=(), logger=False, resume_dir: Path | None = None,
+                  guard: FiniteGuard | None = None, max_steps: int = -1) -> pl.Trainer:
+    """`resume_dir`: where this fit keeps its last-epoch checkpoint (fit it with `fit_resumable`).
+    `max_steps` >= 0 stops after that many optimizer steps (a step budget: the relearning attack)."""
+    callbacks = list(callbacks) + [guard or FiniteGuard("training", "lower the learning rate")]
+    compile_cfg = cfg.get("compile") or {}
+    if compile_cfg.get("enabled"):
+        callbacks.append(CompileForward(compile_cfg.get("backend", "inductor"), compile_cfg.get("mode")))
     if cfg.get("checkpoint") and run_dir is not None:
         callbacks.append(ModelCheckpoint(dirpath=str(run_dir / "checkpoints"), every_n_epochs=1, save_top_k=-1))
+    if resume_dir is not None:
+        callbacks += [epoch_checkpoint(resume_dir, cfg.get("resume_every_s", 0)), StopFlag()]
     return pl.Trainer(
         accelerator=cfg.accelerator,
         devices=cfg.devices,
         strategy=cfg.strategy,
         precision=cfg.precision,
         max_epochs=max_epochs,
+        max_steps=max_steps,
         accumulate_grad_batches=cfg.get("accumulate_grad_batches", 1),
         gradient_clip_val=cfg.get("gradient_clip_val"),
         callbacks=callbacks,
         logger=logger,
-        enable_checkpointing=bool(cfg.get("checkpoint")),
+        enable_checkpointing=bool(cfg.get("checkpoint")) or resume_dir is not None,
+        plugins=[AtomicCheckpointIO()],
         enable_model_summary=False,
         enable_progress_bar=cfg.get("progress_bar", True),
         num_sanity_val_steps=0,
         log_every_n_steps=1,
         default_root_dir=str(run_dir) if run_dir else None,
     )
+
+
+def fit_resumable(trainer: pl.Trainer, module, resume_dir: Path | None) -> None:
+    """Fit, continuing from `resume_dir/last.ckpt` when an interrupted run left one."""
+    trainer.fit(module, ckpt_path=resume_path(resume_dir), weights_only=True)

@@ -4,23 +4,29 @@ Training methods copy the target and train the copy under Lightning; training-fr
 build the unlearned model from the target and the memorized model.
 """
 import copy
+from pathlib import Path
 
 from unlearn.data.collate import Collator, SequenceDataset
 from unlearn.data.encode import EncodedSplit
 from unlearn.errors import require
 from unlearn.methods import get_method
 from unlearn.methods.callbacks import PerplexityEarlyStop
-from unlearn.stages.trainer import build_trainer
+from unlearn.stages.divergence import Diverged, FiniteGuard
+from unlearn.stages.trainer import build_trainer, fit_resumable
+
+# The unlearning fit's last-epoch checkpoint inside the run dir; removed once results.json is written.
+RESUME_DIR = "checkpoints-resume"
 
 
 def unlearn(target, tokenizer, encoded: dict[str, EncodedSplit], validation: list[list[int]], method_cfg, trainer_cfg,
-            run_dir, logger, seed: int, memorized=None):
+            run_dir, logger, seed: int, memorized=None, placement=None):
+    """`placement` (stages/device.py): where the model goes after `fit`, whose teardown leaves it on the CPU."""
     method_cls = get_method(method_cfg.name)
     if method_cls.needs_memorized:
         require(memorized is not None, f"method {method_cfg.name} needs the memorized model; the pipeline builds it")
     if not method_cls.trains:
         model = method_cls.build(target, memorized, method_cfg)
-        return model, {"method": method_cfg.name, "epochs_run": 0, "steps": 0, "early_stop": None, "history": []}
+        return model, {"method": method_cfg.name, "epochs_run": 0, "steps": 0, "early_stop": None, "history": [], "world_size": 1}
 
     model = copy.deepcopy(target).train()
     for p in model.parameters():
@@ -32,16 +38,27 @@ def unlearn(target, tokenizer, encoded: dict[str, EncodedSplit], validation: lis
     stop_cfg = method_cfg.get("early_stop") or {}
     early = None
     if stop_cfg.get("enabled") and validation:
-        early = PerplexityEarlyStop(validation, tokenizer.pad_token_id, stop_cfg.ratio, stop_cfg.min_epochs, stop_cfg.get("every_n_steps"))
+        early = PerplexityEarlyStop(validation, tokenizer.pad_token_id, stop_cfg.ratio, stop_cfg.min_epochs, stop_cfg.get("every_n_steps"),
+                                    restore=stop_cfg.get("restore", False))
         callbacks.append(early)
-    trainer = build_trainer(trainer_cfg, method_cfg.max_epochs, run_dir, callbacks, logger)
-    trainer.fit(module)
+    resume_dir = Path(run_dir) / RESUME_DIR if run_dir is not None else None
+    guard = FiniteGuard(f"method {method_cfg.name}", "lower method.lr")
+    trainer = build_trainer(trainer_cfg, method_cfg.max_epochs, run_dir, callbacks, logger, resume_dir=resume_dir, guard=guard)
+    diverged = None
+    try:
+        fit_resumable(trainer, module, resume_dir)
+    except Diverged as err:  # the model holds the last good weights: evaluated, and the run marked diverged
+        diverged = {**err.where, "message": str(err)}
     model.eval()
+    if placement is not None:
+        placement.to_device(model)
     info = {
         "method": method_cfg.name,
         "epochs_run": trainer.current_epoch,
         "steps": trainer.global_step,
         "early_stop": early.stopped_at if early else None,
         "history": module.history,
+        "diverged": diverged,
+        "world_size": trainer.world_size,
     }
     return model, info

@@ -7,29 +7,44 @@ from pathlib import Path
 import torch
 from omegaconf import OmegaConf
 
+from unlearn.attacks import run_attacks, validate_attacks
 from unlearn.data.encode import EncodedSplit, encode_split, shares_gpt2_vocab
+from unlearn.data.muse import pre_release_note
 from unlearn.data.records import Splits
 from unlearn.data.prompts import GENERAL_PROMPTS
 from unlearn.data.sources import QA_SOURCES, load_splits
 from unlearn.data.utility import base_model_samples, utility_texts
 from unlearn.errors import ConfigError, require
-from unlearn.loggers import build_logger, log_final, to_container
+from unlearn.tracking.loggers import build_logger, log_final, to_container
 from unlearn.methods import get_method
 from unlearn.metrics import EvalEnv
 from unlearn.models.load import load_model, peek_config, save_model
-from unlearn.results import markdown_table, write_json
+from unlearn.metrics.sanity import metric_sanity
+from unlearn.storage.results import markdown_table, write_json
+from unlearn.tracking.run_metadata import run_metadata
 from unlearn.seeding import seed_everything
+from unlearn.stages.device import placement
 from unlearn.stages.evaluate import build_contexts, eval_settings, evaluate, validate_metrics
-from unlearn.stages.memorize import memorize, memorize_forget
+from unlearn.stages.given_target import given_target, memorize_none, validate_oracle
+from unlearn.stages.memorize import mark_target, memorize, memorize_forget
+from unlearn.stages.recited import keep_recited
+from unlearn.stages.requirements import check_requirements
 from unlearn.stages.reference_cache import ReferenceCache
-from unlearn.stages.unlearn import unlearn
-from unlearn.sweep import apply_strength, strength_of, sweep_group, wandb_tags
+from unlearn.stages.unlearn import RESUME_DIR, unlearn
+from unlearn.workflows.input_checks import validate_input, validate_records
+from unlearn.stages.checkpoints import discard
+from unlearn.stages.divergence import RunDiverged
+from unlearn.stages.result_store import ResultStore
+from unlearn.storage.atomic import write_text
+from unlearn.sweeps.jobs import apply_strength, strength_of, sweep_group, wandb_tags
 
 MODEL_ROLES = ("original", "target", "unlearned", "oracle")
+EVAL_STORE = "evaluation-in-progress"  # the per-metric store of an unfinished evaluation; removed at the end
 
 
 def validate_config(cfg) -> None:
     """Everything that can be checked without loading a model, so bad input fails in a second."""
+    validate_input(cfg)
     method_cls = get_method(cfg.method.name)
     method_cls.validate_config(cfg.method)
     architecture = peek_config(cfg.model, Path(cfg.paths.cache_dir).expanduser())
@@ -39,6 +54,7 @@ def validate_config(cfg) -> None:
         require(cfg.data.source in QA_SOURCES,
                 f"method {cfg.method.name} needs question/answer data but data.source={cfg.data.source!r}; use one of {QA_SOURCES} (data=tofu)")
     validate_metrics(cfg.eval)
+    validate_attacks(cfg)
     for role in cfg.eval.models:
         require(role in MODEL_ROLES, f"eval.models has {role!r}; use any of {MODEL_ROLES}")
     d = cfg.data
@@ -47,13 +63,18 @@ def validate_config(cfg) -> None:
     if method_cls.needs_retain:
         require(d.n_retain >= 1, f"method {cfg.method.name} trains on a retain set but data.n_retain=0; set data.n_retain")
     require(cfg.eval.prefix_len >= 1, f"eval.prefix_len must be >= 1 (got {cfg.eval.prefix_len})")
-    require(0 < cfg.memorize.ma_threshold <= 1, f"memorize.ma_threshold must be in (0, 1] (got {cfg.memorize.ma_threshold})")
+    if not memorize_none(cfg.memorize):
+        require(0 < cfg.memorize.ma_threshold <= 1, f"memorize.ma_threshold must be in (0, 1] (got {cfg.memorize.ma_threshold})")
+    validate_oracle(cfg)
+    check_requirements(cfg)  # size=paper: hub models / data sets, before any model loads
 
 
 def build_splits(cfg, root) -> Splits:
     forget, retain, holdout = load_splits(cfg, root)
     require(len(forget) > 0, "the forget set is empty: the data source gave no records; check data.path / data.n_forget")
-    return Splits(forget, retain, holdout)
+    splits = Splits(forget, retain, holdout)
+    validate_records(splits)
+    return splits
 
 
 class Timer:
@@ -93,10 +114,16 @@ def run_pipeline(cfg, run_dir: Path) -> dict:
 
     with timer("data"):
         splits = build_splits(cfg.data, root)
+    place = placement(cfg.trainer, cfg.eval)  # one device/precision policy for every stage (stages/device.py)
     with timer("load_model"):
         base, tokenizer = load_model(cfg.model, cache_dir, corpus=splits.texts(), seed=cfg.seed)
-        encoded = encode_splits(cfg, {name: splits.by_name(name) for name in ("forget", "retain", "holdout")}, base, tokenizer)
-        train_splits = encode_splits(cfg, method_cls.training_records(splits, cfg.method), base, tokenizer)
+        place.to_device(base)
+
+    def encode_all(splits):
+        return (encode_splits(cfg, {name: splits.by_name(name) for name in ("forget", "retain", "holdout")}, base, tokenizer),
+                encode_splits(cfg, method_cls.training_records(splits, cfg.method), base, tokenizer))
+
+    encoded, train_splits = encode_all(splits)
     with timer("utility_text"):
         model_tag = json.dumps(to_container(cfg.model), sort_keys=True)
         utility, validation = utility_texts(cfg.data.utility, root, base, tokenizer, cfg.seed, cache_dir, model_tag)
@@ -111,7 +138,15 @@ def run_pipeline(cfg, run_dir: Path) -> dict:
 
     key_material = {"model": to_container(cfg.model), "data": to_container(cfg.data), "split_ids": splits.ids(), "seed": cfg.seed}
     with timer("memorize"):
-        target, oracle, card = memorize(base, tokenizer, encoded, cfg.memorize, cfg.trainer, cache_dir, key_material, cfg.seed, general)
+        if memorize_none(cfg.memorize):
+            target, oracle, card = given_target(base, cfg, cache_dir, key_material)
+        else:
+            target, oracle, card = memorize(base, tokenizer, encoded, cfg.memorize, cfg.trainer, cache_dir, key_material, cfg.seed, general)
+    recited = None
+    if cfg.data.get("min_target_ma") is not None:
+        splits, recited = keep_recited(splits, place.to_device(target), encoded["forget"], tokenizer.pad_token_id,
+                                       cfg.data.min_target_ma, cfg.eval.batch_size)
+        encoded, train_splits = encode_all(splits)
     memorized = None
     if method_cls.needs_memorized:
         with timer("memorize_forget"):
@@ -122,28 +157,36 @@ def run_pipeline(cfg, run_dir: Path) -> dict:
     logger = build_logger(cfg.logger, run_dir, cfg.run_name, resolved, sweep_group(), wandb_tags(cfg))
     with timer("unlearn"):
         unlearned, info = unlearn(target, tokenizer, train_splits, texts["validation"], cfg.method, cfg.trainer, run_dir, logger,
-                                  cfg.seed, memorized)
+                                  cfg.seed, memorized, place)
+    if cfg.save_model:  # before evaluating: eval.precision=bf16 casts the models in place
+        with timer("save_model"):
+            save_model(unlearned, tokenizer, run_dir / "model", {"method": cfg.method.name, "memorized": card.get("key")})
 
-    available = {"original": base, "target": target, "unlearned": unlearned, "oracle": oracle}
-    available = {role: m for role, m in available.items() if m is not None}
+    # memorize=none: the loaded model is the target, so there is no separate original.
+    available = {"original": base if target is not base else None, "target": target, "unlearned": unlearned, "oracle": oracle}
+    available = {role: place.for_eval(m) for role, m in available.items() if m is not None}
     models = [role for role in cfg.eval.models if role in available]
     # "original_model" in metric parameters = the model unlearning starts from: the memorized target.
-    env = EvalEnv(data_root=root, cache_dir=cache_dir, seed=cfg.seed, settings=eval_settings(cfg.eval), original_role="target")
+    env = EvalEnv(data_root=root, cache_dir=cache_dir, seed=cfg.seed, settings=eval_settings(cfg.eval), original_role="target",
+                  placement=place)
     same = {role: tokenizer for role in available}
     contexts = build_contexts(available, same, {r: encoded for r in available}, {r: texts for r in available}, cfg.eval, env)
     reference_cache = None
     if cfg.eval.get("reuse_reference", True):
         # Model, data and seed are in the memorize key that names the folder; the rest can differ per run.
-        identity = {"prefix_len": cfg.eval.prefix_len, "batch_size": cfg.eval.batch_size,
-                    "device": next(target.parameters()).device.type}
+        identity = {"prefix_len": cfg.eval.prefix_len, "batch_size": cfg.eval.batch_size, **place.details(),
+                    "forget_ids": recited["kept"] if recited else None}
         reference_cache = ReferenceCache(cache_dir / "memorized" / card["key"] / "eval", identity)
+    store = ResultStore(run_dir / EVAL_STORE, {"run_name": cfg.run_name})  # per metric on disk: a re-run resumes
     with timer("evaluate"):
-        records, per_item = evaluate(contexts, models, cfg.eval, reference_cache=reference_cache)
+        evaluate(contexts, models, cfg.eval, store, reference_cache=reference_cache, details=place.details())
+    records, per_item = store.records, store.per_item
+    if cfg.eval.get("attacks"):  # unlearn/attacks/: attacked copies of the evaluated models, re-measured
+        with timer("attacks"):
+            attacked, attacked_items = run_attacks(cfg, {r: available[r] for r in models}, tokenizer, encoded, texts, splits, env, reference_cache)
+        records, per_item = records + attacked, {**per_item, **attacked_items}
 
-    if cfg.save_model:
-        with timer("save_model"):
-            save_model(unlearned, tokenizer, run_dir / "model", {"method": cfg.method.name, "memorized": card.get("key")})
-    table = markdown_table(records, list(models))
+    table = mark_target(markdown_table(records, list(models)), card) + pre_release_note(records, [cfg.data.name])
     results = {
         "run_name": cfg.run_name,
         "method": cfg.method.name,
@@ -153,19 +196,29 @@ def run_pipeline(cfg, run_dir: Path) -> dict:
         "strength": strength_of(cfg),
         "memorize": card,
         "unlearn": info,
+        "eval_placement": place.details(),
+        "forget_filter": recited,
         "timings_s": timer.seconds,
+        "status": "diverged" if info.get("diverged") else "complete",
+        "run": run_metadata(cfg, unlearned, info),
+        "sanity": metric_sanity(per_item),
         "records": records,
     }
-    write_json(run_dir / "results.json", results)
     write_json(run_dir / "per_item.json", per_item)
-    write_json(run_dir / "generations.json", {role: c.generation_log for role, c in contexts.items() if c.generation_log})
-    (run_dir / "results.md").write_text(f"# {cfg.run_name}\n\n{table}\n")
-    (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    write_json(run_dir / "generations.json", store.generations)
+    banner = f"**diverged**: {info['diverged']['message']}\n\n" if info.get("diverged") else ""
+    write_text(run_dir / "results.md", f"# {cfg.run_name}\n\n{banner}{table}\n")
+    write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+    write_json(run_dir / "results.json", results)  # last: a results.json on disk is a finished run
+    discard(run_dir / RESUME_DIR)
+    discard(run_dir / EVAL_STORE)
     log_final(logger, records, {"selected_blocks": json.dumps([h for h in info["history"] if "blocks" in h]),
                                 "strength": strength_of(cfg)})
     if hasattr(logger, "experiment") and hasattr(logger.experiment, "finish"):
         logger.experiment.finish()
     print(f"\n{table}\n\nresults: {run_dir / 'results.json'}")
+    if info.get("diverged"):
+        raise RunDiverged(f"{info['diverged']['message']}; results in {run_dir / 'results.json'} (status diverged)")
     return results
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf, open_dict
 
-from unlearn.results import write_json
+from unlearn.storage.results import write_json
 
 
 def in_multirun() -> bool:
@@ -91,3 +91,28 @@ def read_status(run_dir: Path) -> dict | None:
         if (Path(run_dir) / name).is_file():
             return json.loads((Path(run_dir) / name).read_text())
     return None
+
+
+def end_failed_job(err: BaseException, run_dir: Path, hydra_cfg, overrides, forget=None) -> None:
+    """What an entry point does with a job's exception. In a sweep: record failed.json in the job's directory
+    and return, so the other jobs go on (Hydra's basic launcher would re-raise). Alone: re-raise a crash (its
+    run dir stays, so the same command can resume it); a user error becomes one line, no run dir, exit 2.
+    `forget` (optional) is called before that exit, e.g. to drop the run from the resume index."""
+    import shutil
+    import sys
+
+    from unlearn.errors import UnlearnError
+
+    if in_multirun():
+        path = record_status(run_dir, "failed", overrides, err)
+        finish_failed_wandb_run()
+        print(f"error in job {hydra_cfg.job.num} ({' '.join(overrides)}): {type(err).__name__}: {err}\n"
+              f"  recorded in {path}; the sweep goes on", file=sys.stderr)
+        return
+    if not isinstance(err, UnlearnError):
+        raise err
+    shutil.rmtree(run_dir, ignore_errors=True)
+    if forget is not None:
+        forget()
+    print(f"error: {err}", file=sys.stderr)
+    sys.exit(2)

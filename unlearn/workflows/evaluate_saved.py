@@ -11,17 +11,20 @@ from pathlib import Path
 import torch
 from omegaconf import OmegaConf
 
+from unlearn.storage.atomic import write_text
 from unlearn.data.utility import utility_texts
 from unlearn.errors import ConfigError
-from unlearn.loggers import to_container
+from unlearn.tracking.loggers import to_container
 from unlearn.metrics import EvalEnv
 from unlearn.models.load import load_model
-from unlearn.results import markdown_table, write_json
+from unlearn.storage.results import markdown_table, write_json
+from unlearn.tracking.run_metadata import run_metadata
 from unlearn.seeding import seed_everything
+from unlearn.stages.device import placement
 from unlearn.stages.evaluate import build_contexts, eval_settings, evaluate, validate_metrics
 from unlearn.stages.result_store import ResultStore
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
+CONF = Path(__file__).resolve().parents[2] / "conf"
 RECORD_SPLITS = {"forget", "retain", "holdout"}
 TEXT_SPLITS = {"utility", "validation"}
 
@@ -51,7 +54,7 @@ def _needed(eval_cfg) -> set[str]:
 
 def _model_data(cfg, spec, model, tokenizer, needed: set[str], cache_dir: Path):
     """(encoded record splits, tokenized text splits) for one model: only what the suite reads."""
-    from unlearn.pipeline import build_splits, encode_splits
+    from unlearn.workflows.run_pipeline import build_splits, encode_splits
 
     encoded, texts = {}, {}
     if needed & RECORD_SPLITS:
@@ -70,6 +73,7 @@ def run_evaluation(cfg, out_dir: Path) -> dict:
     seed_everything(cfg.seed)
     torch.set_num_threads(cfg.get("threads") or torch.get_num_threads())
     cache_dir = Path(cfg.paths.cache_dir).expanduser()
+    place = placement(cfg.trainer, cfg.eval)  # the same device/precision policy as the pipeline (stages/device.py)
     specs = {"model": cfg.model, "original": model_spec(cfg.get("original")), "oracle": model_spec(cfg.get("oracle"))}
     label = model_label(cfg.model)
     header = {
@@ -81,9 +85,10 @@ def run_evaluation(cfg, out_dir: Path) -> dict:
         "original": to_container(specs["original"]) if specs["original"] is not None else None,
         "oracle": to_container(specs["oracle"]) if specs["oracle"] is not None else None,
         "seed": cfg.seed,
+        "eval_placement": place.details(),
     }
     store = ResultStore(out_dir, header, cfg.get("overwrite", False),
-                        identity_keys=("model_spec", "data_spec", "original", "oracle", "seed"))
+                        identity_keys=("model_spec", "data_spec", "original", "oracle", "seed", "eval_placement"))
 
     start = time.perf_counter()
     first_role: dict[str, str] = {}  # a model given twice (model=smollm2 original=smollm2) is loaded and evaluated once
@@ -100,12 +105,13 @@ def run_evaluation(cfg, out_dir: Path) -> dict:
             continue
         first_role[key] = name
         model, tok = load_model(spec, cache_dir, seed=cfg.seed)
+        place.for_eval(model)
         models[name], tokenizers[name] = model, tok
         encoded[name], texts[name] = _model_data(cfg, spec, model, tok, needed, cache_dir)
     load_s = time.perf_counter() - start
 
     env = EvalEnv(data_root=cfg.paths.data_root, cache_dir=cache_dir, seed=cfg.seed, settings=eval_settings(cfg.eval),
-                  original_role="original" if specs["original"] is not None else None)
+                  original_role="original" if specs["original"] is not None else None, placement=place)
     contexts = build_contexts(models, tokenizers, encoded, texts, cfg.eval, env)
     for role in ("original", "oracle"):
         if role in contexts:  # named in records' details (the scorer, the reference): say which model it was
@@ -113,12 +119,14 @@ def run_evaluation(cfg, out_dir: Path) -> dict:
     for name, same in aliases.items():
         env.roles[name] = contexts[same]
     start = time.perf_counter()
-    evaluate(contexts, [label], cfg.eval, store)
+    evaluate(contexts, [label], cfg.eval, store, details=place.details())
     store.header["timings_s"] = {"load": round(load_s, 2), "evaluate": round(time.perf_counter() - start, 2)}
+    store.header["status"] = "complete"
+    store.header["run"] = run_metadata(cfg, models[label], {})  # no training here: world size 1, no batch
     store.flush()
     table = markdown_table(store.records, [label])
-    (Path(out_dir) / "results.md").write_text(f"# {label} — eval={cfg.eval.get('name')}\n\n{table}\n")
-    (Path(out_dir) / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    write_text(Path(out_dir) / "results.md", f"# {label} — eval={cfg.eval.get('name')}\n\n{table}\n")
+    write_text(Path(out_dir) / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
     print(f"\n{table}\n\nresults: {Path(out_dir) / 'results.json'}")
     return {**store.header, "records": store.records}
 

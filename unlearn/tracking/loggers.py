@@ -45,7 +45,7 @@ def log_final(logger, records: list[dict], extra: dict | None = None) -> None:
         if extra:
             run.summary.update(extra)
         logger.experiment.log(flat)
-        from unlearn.wandb_tables import log_tables
+        from unlearn.tracking.wandb_tables import log_tables
 
         log_tables(run, records, (extra or {}).get("strength"))
     else:

@@ -8,9 +8,13 @@ from pathlib import Path
 def write_json(path: Path, payload) -> None:
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        json.dump(payload, f, indent=2, default=str)
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(payload, f, indent=2, default=str)
+        os.replace(tmp, path)
+    finally:  # a payload that fails to serialize leaves no temporary file behind
+        if os.path.exists(tmp):
+            os.unlink(tmp)
 
 
 def _fmt(value) -> str:

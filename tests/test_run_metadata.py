@@ -1,0 +1,33 @@
+"""Every results record carries world size, effective batch, precision, device and versions, and says
+when its numbers depend on the distributed setup."""
+import torch
+from omegaconf import OmegaConf
+
+from unlearn.tracking.run_metadata import run_metadata
+
+
+def _cfg(batch=4, accumulate=2, precision="bf16-mixed"):
+    return OmegaConf.create({"method": {"batch_size": batch}, "trainer": {"accumulate_grad_batches": accumulate,
+                                                                        "precision": precision}})
+
+
+def test_effective_batch_is_batch_times_accumulation_times_world_size():
+    model = torch.nn.Linear(2, 2)
+    meta = run_metadata(_cfg(), model, {"world_size": 4})
+    assert (meta["world_size"], meta["effective_batch"], meta["precision"]) == (4, 32, "bf16-mixed")
+    assert meta["distributed_dependent"] and "4 processes" in meta["distributed_note"]
+    assert meta["device"]["type"] == "cpu" and meta["device"]["dtype"] == "float32"
+    assert meta["versions"]["torch"].split("+")[0] == torch.__version__.split("+")[0]
+
+
+def test_single_process_runs_say_so():
+    meta = run_metadata(_cfg(accumulate=1), torch.nn.Linear(2, 2), {"world_size": 1})
+    assert meta["effective_batch"] == 4 and not meta["distributed_dependent"]
+    assert "single process" in meta["distributed_note"]
+    training_free = run_metadata(_cfg(), torch.nn.Linear(2, 2), {})  # TA/CD: no trainer ran
+    assert training_free["world_size"] == 1
+
+
+def test_evaluation_without_training_records_the_model_dtype_as_precision():
+    meta = run_metadata(OmegaConf.create({"eval": {}}), torch.nn.Linear(2, 2).to(torch.bfloat16), {})
+    assert meta["precision"] == "bfloat16" and meta["effective_batch"] is None and meta["world_size"] == 1

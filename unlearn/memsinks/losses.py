@@ -1,0 +1,60 @@
+"""Per-document language-model loss in a given sink mode: what the memorization gap is made of.
+
+Every document is scored alone (no packing), token-weighted over all its predicted tokens. In `own` mode
+each document runs with the mask of its own id (the training id for the repeated set, a fresh hash id for
+held-out text); `drop` and `all` need no ids.
+"""
+from contextlib import nullcontext
+
+import torch
+import torch.nn.functional as F
+
+from unlearn.memsinks.sinks import controller_of
+
+
+@torch.no_grad()
+def mean_loss(model, documents: list[list[int]], ids: list[int] | None, pad_id: int, batch_size: int = 16,
+              mode: str | None = None) -> float:
+    controller = controller_of(model)
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    total, count = 0.0, 0
+    try:
+        for start in range(0, len(documents), batch_size):
+            chunk = documents[start:start + batch_size]
+            width = max(len(d) for d in chunk)
+            input_ids = torch.full((len(chunk), width), pad_id, dtype=torch.long)
+            attention = torch.zeros((len(chunk), width), dtype=torch.long)
+            for i, d in enumerate(chunk):
+                input_ids[i, :len(d)] = torch.tensor(d)
+                attention[i, :len(d)] = 1
+            input_ids, attention = input_ids.to(device), attention.to(device)
+            context = nullcontext()
+            if controller is not None and mode is not None:
+                context = controller.using(mode)
+            seq = None
+            if controller is not None and mode == "own":
+                seq = torch.tensor(ids[start:start + batch_size], device=device)[:, None].expand(-1, width)
+            with context, (controller.sequence_ids(seq) if controller is not None else nullcontext()):
+                logits = model(input_ids=input_ids, attention_mask=attention).logits.float()
+            labels = input_ids[:, 1:].masked_fill(attention[:, 1:] == 0, -100)
+            loss = F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100,
+                                   reduction="sum")
+            total += loss.item()
+            count += int((labels != -100).sum())
+    finally:
+        model.train(was_training)
+    return total / max(1, count)
+
+
+def gap_metrics(model, sets: dict, pad_id: int, batch_size: int = 16) -> dict[str, float]:
+    """Losses on the repeated, held-out and validation sets and the memorization gap (repeated minus
+    held-out; negative = memorized). Sink models: with sinks on (`own`) and dropped (`drop`)."""
+    modes = {"": None} if controller_of(model) is None else {"_sinks_on": "own", "_sinks_dropped": "drop"}
+    out = {}
+    for suffix, mode in modes.items():
+        for name, (docs, ids) in sets.items():
+            out[f"{name}/loss{suffix}"] = mean_loss(model, docs, ids, pad_id, batch_size, mode)
+        out[f"memgap{suffix}"] = out[f"repeated/loss{suffix}"] - out[f"heldout/loss{suffix}"]
+    return out

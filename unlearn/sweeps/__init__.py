@@ -1,0 +1,1 @@
+"""Hydra multirun support: per-job status, strength knob, W&B grouping (jobs) and the end-of-sweep summary callback."""

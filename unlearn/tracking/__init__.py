@@ -1,0 +1,1 @@
+"""Where a run reports to: Lightning/W&B loggers, W&B tables, and the run metadata every results.json carries."""
