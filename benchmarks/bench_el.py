@@ -112,14 +112,19 @@ def main():
     parser.add_argument("--corrupt", type=float, default=0.4)
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--decode-cache", default="auto", help="the engine's KV cache: auto, dynamic, static, compiled")
     args = parser.parse_args()
     if args.quick:
         args.n, args.length, args.shape, args.device = 4, 32, None, "cpu"
     if args.threads:
         torch.set_num_threads(args.threads)
     model, name, pad = load(args)
+    from unlearn.generation.static_cache import decode_mode, set_decode_mode
+
+    set_decode_mode(model, args.decode_cache)
     memorized, unlearned = build_targets(model, args.n, args.length, args.corrupt, pad, args.seed)
-    result = {"model": name, "device": args.device, "dtype": args.dtype, "n": args.n, "length": args.length}
+    result = {"model": name, "device": args.device, "dtype": args.dtype, "n": args.n, "length": args.length,
+              "decode_cache": decode_mode(model)}
     for label, seqs in (("memorized", memorized), ("unlearned", unlearned)):
         r = run(model, seqs, pad, args.batch_size)
         print(f"{label:9s} MA {r['ma']:.3f}  reference {r['seconds_reference']:8.2f} s  engine {r['seconds_engine']:7.2f} s"

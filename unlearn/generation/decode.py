@@ -9,6 +9,9 @@ from dataclasses import dataclass
 import inspect
 
 import torch
+from transformers.cache_utils import DynamicCache
+
+from unlearn.generation.static_cache import decode_mode, static_cache, step_function
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,39 @@ def _last_logits_only(model) -> dict:
     return {"logits_to_keep": 1} if "logits_to_keep" in params else {}
 
 
+def layer_tensors(past, width: int):
+    """[(keys, values)] per layer of a DynamicCache that holds all `width` positions; None otherwise
+    (a contrastive pair's two caches, a sliding-window cache shorter than the sequence)."""
+    if not isinstance(past, DynamicCache):
+        return None
+    layers = []
+    for layer in getattr(past, "layers", ()):
+        keys, values = getattr(layer, "keys", None), getattr(layer, "values", None)
+        if keys is None or keys.dim() != 4 or keys.shape[-2] != width:
+            return None
+        layers.append((keys, values))
+    return layers or None
+
+
+def _step_setup(model, past, mask, steps):
+    """(step callable, cache, attention mask, whether the mask grows per step) for `steps` decode steps.
+
+    Dynamic: the model, the prompt's cache and a mask that grows by one column per step. Static or
+    compiled (`static_cache.py`): the prompt's keys and values copied into a StaticCache sized for the
+    whole decode and one mask of that final width (slots not yet written are hidden by causality, as
+    the cache's own offset gives each step's query position), so every step has the same shapes."""
+    mode = decode_mode(model)
+    layers = layer_tensors(past, mask.shape[1]) if mode != "dynamic" and steps > 1 else None
+    if layers is None:
+        return model, past, mask, True
+    # Rounded up to a multiple of 64 slots so a compiled step sees a handful of shapes, not one per batch
+    # (each new shape is a recompile and a new CUDA graph); the extra slots stay behind the causal edge.
+    slots = -(-(mask.shape[1] + steps - 1) // 64) * 64
+    cache = static_cache(model, layers, slots)
+    full = torch.cat([mask, torch.ones_like(mask[:, :1]).expand(-1, slots - mask.shape[1])], dim=1)
+    return step_function(model, mode), cache, full, False
+
+
 @torch.no_grad()
 def run_steps(model, token, past, mask, position, max_new, pad_id, sampling, generator, eos_id, extra=None):
     """The decode loop every caller shares (prompt decoding below, branch decoding in `engine.py`).
@@ -63,6 +99,7 @@ def run_steps(model, token, past, mask, position, max_new, pad_id, sampling, gen
     steps = max(max_new)
     out = torch.empty((token.shape[0], steps), dtype=torch.long, device=token.device)
     finished = torch.zeros(token.shape[0], dtype=torch.bool, device=token.device)
+    step, past, mask, grow = _step_setup(model, past, mask, steps)
     for t in range(steps):
         if eos_id is not None:
             token = token.masked_fill(finished, pad_id)
@@ -71,9 +108,10 @@ def run_steps(model, token, past, mask, position, max_new, pad_id, sampling, gen
         if t == steps - 1:
             break
         position = position + 1
-        mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
-        result = model(input_ids=token[:, None], attention_mask=mask, position_ids=position, past_key_values=past,
-                       use_cache=True, **extra)
+        if grow:
+            mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
+        result = step(input_ids=token[:, None], attention_mask=mask, position_ids=position, past_key_values=past,
+                      use_cache=True, **extra)
         past = result.past_key_values
         token = _pick(result.logits[:, -1, :], sampling, generator)
     results = []

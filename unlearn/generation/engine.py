@@ -17,20 +17,7 @@ import torch
 from transformers.cache_utils import DynamicCache
 
 from unlearn.data.collate import pad_right
-from unlearn.generation.decode import _device, _last_logits_only, decode, run_steps
-
-
-def _layer_tensors(past, width: int):
-    """[(keys, values)] per layer of a DynamicCache that holds all `width` positions; None otherwise."""
-    if not isinstance(past, DynamicCache):
-        return None
-    layers = []
-    for layer in getattr(past, "layers", ()):
-        keys, values = getattr(layer, "keys", None), getattr(layer, "values", None)
-        if keys is None or keys.dim() != 4 or keys.shape[-2] != width:
-            return None
-        layers.append((keys, values))
-    return layers or None
+from unlearn.generation.decode import _device, _last_logits_only, decode, layer_tensors, run_steps
 
 
 def _branch_cache(model, layers, rows: torch.Tensor, prefix: torch.Tensor) -> tuple[DynamicCache, torch.Tensor]:
@@ -67,7 +54,7 @@ def decode_branches(model, seqs: list[list[int]], branches: list[tuple[int, int]
             ids, mask = pad_right([seqs[s] for s in chunk], pad_id)
             ids, mask = ids.to(device), mask.to(device)
             result = model(input_ids=ids, attention_mask=mask, use_cache=True)  # the teacher-forced pass
-            layers = _layer_tensors(result.past_key_values, ids.shape[1])
+            layers = layer_tensors(result.past_key_values, ids.shape[1])
             todo = sorted(((len(seqs[s]) - j, row, s, j) for row, s in enumerate(chunk) for j in by_seq[s]))
             if layers is None:  # no sliceable cache: prefill each branch instead (same outputs)
                 outs = decode(model, [seqs[s][:j] for _, _, s, j in todo], [n for n, *_ in todo], pad_id, batch_size)

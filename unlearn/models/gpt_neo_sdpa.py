@@ -5,8 +5,9 @@ transformers ships GPT-Neo with eager attention only (plus flash-attention-2). E
 (flash / memory-efficient on CUDA, the flash kernel on CPU). What GPT-Neo does differently from a stock
 attention, and how it is kept here:
 - no 1/sqrt(d) scaling of the logits: `scale=1.0`;
-- local layers see only the previous `window_size` (256) tokens: the same `bias` band eager slices,
-  `bias[K-Q:K, :K]`, is AND-ed into the mask whenever the keys reach past the window;
+- local layers see only the previous `window_size` (256) tokens: eager slices the band `bias[K-Q:K, :K]`;
+  here, with a mask, the band is measured from each query's own slot (the last key its causal row sees),
+  which is the same band and also holds in a static KV cache; without a mask, the `bias` band is used;
 - softmax in fp32: the fused kernels accumulate scores and softmax in fp32 for bf16/fp32 inputs;
   fp16 inputs (whose unscaled logits could overflow inside a kernel) are upcast to fp32;
 - padding: the boolean mask transformers builds for `sdpa`. Rows with no visible key (left-padding
@@ -25,6 +26,16 @@ from transformers.models.gpt_neo import modeling_gpt_neo
 from unlearn.errors import require
 
 
+def _window_band(mask: torch.Tensor, window: int) -> torch.Tensor:
+    """Keys within `window` of each query, the query's slot taken from the mask itself: the last key a
+    causal row sees is its own. Equal to eager's `bias` band, which assumes the queries are the last
+    keys, wherever that holds, and also right in a preallocated static cache, where the keys run past
+    the queries (generation/static_cache.py). Rows that see nothing (padding) stay all-visible."""
+    slots = torch.arange(mask.shape[-1], device=mask.device)
+    own = torch.where(mask, slots, -1).amax(-1, keepdim=True)
+    return (slots > own - window) | (own < 0)
+
+
 class GPTNeoSdpaSelfAttention(modeling_gpt_neo.GPTNeoSelfAttention):
     def _attn(self, query, key, value, attention_mask=None):
         q_len, k_len = query.size(-2), key.size(-2)
@@ -40,7 +51,7 @@ class GPTNeoSdpaSelfAttention(modeling_gpt_neo.GPTNeoSelfAttention):
                 is_causal = q_len > 1  # q_len == 1 sees every cached key
         else:
             if window_bites:
-                mask = mask & band
+                mask = mask & _window_band(mask, self.config.window_size)
             mask = mask | ~mask.any(-1, keepdim=True)  # fully masked (pad) rows: no NaN
         dtype = value.dtype
         if dtype == torch.float16:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import torch
 
 from unlearn.errors import ConfigError, require
+from unlearn.generation.static_cache import MODES as DECODE_MODES, set_decode_mode
 from unlearn.stages import trainer as _quiet_lightning  # noqa: F401 - silences Lightning's banner lines
 
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16}
@@ -41,6 +42,7 @@ def resolve_device(trainer_cfg) -> torch.device:
 class Placement:
     device: torch.device
     precision: str = "fp32"
+    decode_cache: str = "auto"  # eval.decode_cache: the KV cache of the shared decode loop (generation/static_cache.py)
 
     @property
     def dtype(self) -> torch.dtype:
@@ -51,8 +53,11 @@ class Placement:
         return model.to(device=self.device) if model is not None else None
 
     def for_eval(self, model):
-        """Move to the device and cast to the evaluation precision (in place, like nn.Module.to)."""
-        return model.to(device=self.device, dtype=self.dtype) if model is not None else None
+        """Move to the device, cast to the evaluation precision (in place, like nn.Module.to) and pick the
+        decode loop's KV cache for this model and device (outputs are the same in every mode)."""
+        if model is None:
+            return None
+        return set_decode_mode(model.to(device=self.device, dtype=self.dtype), self.decode_cache, self.device)
 
     def details(self) -> dict:
         """What goes into every record's details and into the reference-cache identity."""
@@ -62,7 +67,9 @@ class Placement:
 def placement(trainer_cfg, eval_cfg) -> Placement:
     precision = str(eval_cfg.get("precision") or "fp32")
     require(precision in PRECISIONS, f"eval.precision={precision!r} is not supported; use one of {sorted(PRECISIONS)}")
-    return Placement(resolve_device(trainer_cfg), precision)
+    decode_cache = str(eval_cfg.get("decode_cache") or "auto")
+    require(decode_cache in DECODE_MODES, f"eval.decode_cache={decode_cache!r}; use one of {', '.join(DECODE_MODES)}")
+    return Placement(resolve_device(trainer_cfg), precision, decode_cache)
 
 
 __all__ = ["PRECISIONS", "Placement", "placement", "resolve_device"]
