@@ -87,6 +87,7 @@ def cold_run(overrides) -> dict:
             sys.exit(f"the cold run failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
         (path,) = list(Path(out).rglob("results.json"))
         results = json.loads(path.read_text())
+        table_md = path.with_name("results.md").read_text()
     finally:  # about 2 GB of models: never leave them in /tmp
         shutil.rmtree(cache, ignore_errors=True)
         shutil.rmtree(out, ignore_errors=True)
@@ -101,6 +102,7 @@ def cold_run(overrides) -> dict:
         "memorize": {k: results["memorize"].get(k) for k in ("status", "epochs", "steps", "forget_ma")},
         "table": {f"{m}/{s}/{k}": _value(records, m, s, k) for m in ("original", "target", "unlearned", "oracle")
                   for s, k in (("forget", "MA"), ("forget", "EL_3"), ("utility", "PPL"), ("holdout", "PPL"))},
+        "results_md": table_md,
         "versions": _versions(),
     }
 
