@@ -35,7 +35,7 @@ def test_score_prefers_opposed_gradients_and_is_size_invariant():
 
 
 def _module(tiny_setup, **overrides):
-    cfg = compose(["method=emso", "method.batch_size=4", "method.lr=1e-2", "method.max_epochs=3", "method.early_stop.enabled=false"]
+    cfg = compose(["method=emso", "method.k=2", "method.batch_size=4", "method.lr=1e-2", "method.max_epochs=3", "method.early_stop.enabled=false"]
                   + [f"method.{k}={v}" for k, v in overrides.items()]).method
     model = copy.deepcopy(tiny_setup["target"]).train()
     tok = tiny_setup["tokenizer"]

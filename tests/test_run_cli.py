@@ -23,7 +23,7 @@ def _value(records, model, split, metric):
 @pytest.mark.slow
 @pytest.mark.parametrize("method,extra", [
     ("ga", ["method.lr=5e-3", "method.batch_size=4", "method.max_epochs=3", "method.early_stop.enabled=false"]),
-    ("emso", ["method.lr=3e-2", "method.batch_size=4", "method.max_epochs=4", "method.early_stop.enabled=false"]),
+    ("emso", ["method.k=2", "method.lr=3e-2", "method.batch_size=4", "method.max_epochs=4", "method.early_stop.enabled=false"]),
 ])
 def test_tiny_run_writes_results_and_lowers_forget_ma(tmp_path, cache_dir, method, extra):
     proc = run_cli(TINY + [f"paths.cache_dir={cache_dir}", f"method={method}", "save_model=true", *extra], tmp_path)
