@@ -93,3 +93,24 @@ def test_evaluation_placement_sets_the_configured_mode():
     assert decode_mode(placement(cfg.trainer, cfg.eval).for_eval(_llama())) == "dynamic"  # auto on the CPU
     with pytest.raises(ConfigError, match="eval.decode_cache='paged'"):
         placement(cfg.trainer, compose(["eval.decode_cache=paged"]).eval)
+
+
+def test_a_failing_compiled_step_falls_back_to_static_with_the_same_tokens(monkeypatch, caplog):
+    """A compiler failure on some GPU machine must not end the evaluation: the loop repeats the call eagerly."""
+    import importlib
+
+    decode_module = importlib.import_module("unlearn.generation.decode")  # the package re-exports `decode`, the function
+
+    model = _llama()
+    prompts = _prompts()
+    set_decode_mode(model, "dynamic")
+    dynamic = decode(model, prompts, 6, PAD, batch_size=8)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("backend not available\nsecond line")
+
+    monkeypatch.setattr(decode_module, "step_function", lambda m, mode: broken if mode == "compiled" else m)
+    set_decode_mode(model, "compiled")
+    assert decode(model, prompts, 6, PAD, batch_size=8) == dynamic
+    assert decode_mode(model) == "static"
+    assert "compiled decode step failed (RuntimeError: backend not available)" in caplog.text

@@ -7,11 +7,14 @@ and so that each prompt can ask for its own number of new tokens within one left
 from dataclasses import dataclass
 
 import inspect
+import logging
 
 import torch
 from transformers.cache_utils import DynamicCache
 
-from unlearn.generation.static_cache import decode_mode, static_cache, step_function
+from unlearn.generation.static_cache import decode_mode, set_decode_mode, static_cache, step_function
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -88,6 +91,22 @@ def _step_setup(model, past, mask, steps):
 
 @torch.no_grad()
 def run_steps(model, token, past, mask, position, max_new, pad_id, sampling, generator, eos_id, extra=None):
+    """`_run_steps`, with one safety net for the compiled mode: if compiling or replaying the step fails
+    (an unsupported op, a backend missing on this machine), the model drops to the static mode, which
+    decodes the same tokens eagerly, and the call is repeated; `past` is never written in the static
+    modes (its contents are copied into a fresh StaticCache), so the repeat starts from the same state."""
+    try:
+        return _run_steps(model, token, past, mask, position, max_new, pad_id, sampling, generator, eos_id, extra)
+    except Exception as exc:  # noqa: BLE001 - any compiler failure; the eager repeat re-raises real errors
+        if decode_mode(model) != "compiled":
+            raise
+        logger.warning("compiled decode step failed (%s: %s); decoding with eval.decode_cache=static instead",
+                       type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "")
+        set_decode_mode(model, "static")
+        return _run_steps(model, token, past, mask, position, max_new, pad_id, sampling, generator, eos_id, extra)
+
+
+def _run_steps(model, token, past, mask, position, max_new, pad_id, sampling, generator, eos_id, extra=None):
     """The decode loop every caller shares (prompt decoding below, branch decoding in `engine.py`).
 
     `token` [n] is each row's first new token, already picked from the logits after its prompt;
