@@ -70,6 +70,13 @@ def layer_tensors(past, width: int):
     return layers or None
 
 
+def dynamic_cache(model, layers: list[tuple[torch.Tensor, torch.Tensor]]) -> DynamicCache:
+    cache = DynamicCache(config=model.config)
+    for idx, (keys, values) in enumerate(layers):
+        cache.update(keys, values, idx)
+    return cache
+
+
 def _step_setup(model, past, mask, steps):
     """(step callable, cache, attention mask, whether the mask grows per step) for `steps` decode steps.
 
@@ -78,9 +85,12 @@ def _step_setup(model, past, mask, steps):
     whole decode and one mask of that final width (slots not yet written are hidden by causality, as
     the cache's own offset gives each step's query position), so every step has the same shapes."""
     mode = decode_mode(model)
-    layers = layer_tensors(past, mask.shape[1]) if mode != "dynamic" and steps > 1 else None
-    if layers is None:
-        return model, past, mask, True
+    if isinstance(past, list):  # per-layer (keys, values), e.g. the EL engine's branches
+        layers = past
+    else:
+        layers = layer_tensors(past, mask.shape[1]) if mode != "dynamic" and steps > 1 else None
+    if mode == "dynamic" or steps <= 1 or layers is None:
+        return model, (dynamic_cache(model, past) if isinstance(past, list) else past), mask, True
     # Rounded up to a multiple of 64 slots so a compiled step sees a handful of shapes, not one per batch
     # (each new shape is a recompile and a new CUDA graph); the extra slots stay behind the causal edge.
     slots = -(-(mask.shape[1] + steps - 1) // 64) * 64
@@ -110,7 +120,8 @@ def _run_steps(model, token, past, mask, position, max_new, pad_id, sampling, ge
     """The decode loop every caller shares (prompt decoding below, branch decoding in `engine.py`).
 
     `token` [n] is each row's first new token, already picked from the logits after its prompt;
-    `past` holds the prompt's keys and values (left-padded: `mask` [n, width] is 0 on padding) and
+    `past` holds the prompt's keys and values, as a cache or a list of per-layer (keys, values)
+    (left-padded: `mask` [n, width] is 0 on padding) and
     `position` [n, 1] is the position of each row's last prompt token. Runs max(max_new) - 1 more
     model steps and returns each row's max_new[row] tokens (cut at `eos_id`, which is dropped).
     """

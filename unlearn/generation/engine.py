@@ -14,25 +14,25 @@ whole sequence (a contrastive pair, a sliding-window cache shorter than the sequ
 `decode`, which prefills each branch: same outputs, slower.
 """
 import torch
-from transformers.cache_utils import DynamicCache
 
 from unlearn.data.collate import pad_right
 from unlearn.generation.decode import _device, _last_logits_only, decode, layer_tensors, run_steps
 
 
-def _branch_cache(model, layers, rows: torch.Tensor, prefix: torch.Tensor) -> tuple[DynamicCache, torch.Tensor]:
-    """The cache of `len(rows)` branches, left-padded to the longest prefix: branch b holds positions
-    0..prefix[b]-1 of sequence rows[b]; its attention mask is 0 on the padding."""
+def _branch_layers(layers, rows: torch.Tensor, prefix: torch.Tensor) -> tuple[list, torch.Tensor]:
+    """The keys and values of `len(rows)` branches, left-padded to the longest prefix: branch b holds
+    positions 0..prefix[b]-1 of sequence rows[b]; its attention mask is 0 on the padding. `run_steps`
+    puts them in the cache its mode decodes with (dynamic or static), so they are copied once."""
     width = int(prefix.max())
     pos = torch.arange(width, device=prefix.device)
     pad = (width - prefix)[:, None]
     mask = (pos[None, :] >= pad).long()
     source = (pos[None, :] - pad).clamp(min=0)  # padding slots copy position 0; masked out anyway
-    cache = DynamicCache(config=model.config)
-    for idx, (keys, values) in enumerate(layers):
+    gathered = []
+    for keys, values in layers:
         index = source[:, None, :, None].expand(-1, keys.shape[1], -1, keys.shape[-1])
-        cache.update(keys[rows].gather(2, index), values[rows].gather(2, index), idx)
-    return cache, mask
+        gathered.append((keys[rows].gather(2, index), values[rows].gather(2, index)))
+    return gathered, mask
 
 
 @torch.no_grad()
@@ -66,8 +66,8 @@ def decode_branches(model, seqs: list[list[int]], branches: list[tuple[int, int]
                 part = todo[b:b + batch_size]
                 rows = torch.tensor([r for _, r, _, _ in part], device=device)
                 prefix = torch.tensor([j for *_, j in part], device=device)
-                cache, branch_mask = _branch_cache(model, layers, rows, prefix)
-                outs = run_steps(model, first[rows, prefix - 1], cache, branch_mask, (prefix - 1)[:, None],
+                branch_layers, branch_mask = _branch_layers(layers, rows, prefix)
+                outs = run_steps(model, first[rows, prefix - 1], branch_layers, branch_mask, (prefix - 1)[:, None],
                                  [n for n, *_ in part], pad_id, None, None, None, extra)
                 out.update({(s, j): o for (_, _, s, j), o in zip(part, outs)})
     finally:

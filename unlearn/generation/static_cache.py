@@ -38,9 +38,15 @@ def supports_static_cache(model) -> bool:
     return getattr(config, "model_type", None) == "gpt_neo" and getattr(config, "_attn_implementation", None) == "sdpa"
 
 
-def resolve_mode(model, mode: str | None, device: torch.device) -> str:
+def check_mode(mode: str | None) -> str:
+    """`eval.decode_cache` as given (None = auto), or a clear error before any model loads."""
     mode = mode or "auto"
     require(mode in MODES, f"eval.decode_cache={mode!r}; use one of {', '.join(MODES)}")
+    return mode
+
+
+def resolve_mode(model, mode: str | None, device: torch.device) -> str:
+    mode = check_mode(mode)
     if mode == "auto":
         return "compiled" if device.type == "cuda" and supports_static_cache(model) else "dynamic"
     if mode != "dynamic":
@@ -82,5 +88,5 @@ def step_function(model, mode: str):
     return step
 
 
-__all__ = ["MODES", "decode_mode", "resolve_mode", "set_decode_mode", "static_cache", "step_function",
+__all__ = ["MODES", "check_mode", "decode_mode", "resolve_mode", "set_decode_mode", "static_cache", "step_function",
            "supports_static_cache"]

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 
 from unlearn.errors import ConfigError, require
-from unlearn.generation.static_cache import MODES as DECODE_MODES, set_decode_mode
+from unlearn.generation.static_cache import check_mode as check_decode_mode, set_decode_mode
 from unlearn.stages import trainer as _quiet_lightning  # noqa: F401 - silences Lightning's banner lines
 
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16}
@@ -67,9 +67,7 @@ class Placement:
 def placement(trainer_cfg, eval_cfg) -> Placement:
     precision = str(eval_cfg.get("precision") or "fp32")
     require(precision in PRECISIONS, f"eval.precision={precision!r} is not supported; use one of {sorted(PRECISIONS)}")
-    decode_cache = str(eval_cfg.get("decode_cache") or "auto")
-    require(decode_cache in DECODE_MODES, f"eval.decode_cache={decode_cache!r}; use one of {', '.join(DECODE_MODES)}")
-    return Placement(resolve_device(trainer_cfg), precision, decode_cache)
+    return Placement(resolve_device(trainer_cfg), precision, check_decode_mode(eval_cfg.get("decode_cache")))
 
 
 __all__ = ["PRECISIONS", "Placement", "placement", "resolve_device"]
