@@ -1,4 +1,5 @@
 """The attack battery: each attack changes what it should and nothing else."""
+import math
 import pytest
 import torch
 from omegaconf import OmegaConf
@@ -239,3 +240,23 @@ def test_durability_table_pairs_each_attack_with_its_clean_baseline_and_the_orac
     assert table.loc["int4", "target_attacked"] == 0.88
     worst = worst_attack(table.reset_index())
     assert list(worst.worst_attack) == ["relearn_forget:50"]
+
+
+def test_durability_excess_interval_is_over_each_seeds_own_excess():
+    """Seeds whose oracle and unlearned model move together: the interval is over the paired per-seed
+    excesses (0.30, 0.32, 0.34 here), not the spread of either side."""
+    import pandas as pd
+    from scipy.stats import t
+
+    from unlearn.reporting.durability import durability_table
+
+    rows = []
+    for seed, (unlearned, oracle) in enumerate([(0.5, 0.2), (0.72, 0.4), (0.94, 0.6)]):
+        job = {"job": f"{seed}", "method": "ga", "model_name": "m", "data": "d", "seed": seed, "knob": None, "strength": 1, "variant": ""}
+        for role, v in {"unlearned": unlearned - 0.1, "unlearned@int4": unlearned, "oracle@int4": oracle, "target@int4": 0.9}.items():
+            rows.append({**job, "role": role, "split": "forget", "metric": "MA", "value": v})
+    row = durability_table(pd.DataFrame(rows)).set_index("attack").loc["int4"]
+    assert row["n"] == 3 and row["excess"] == pytest.approx(0.32)
+    assert row["excess_ci95"] == pytest.approx(t.ppf(0.975, 2) * 0.02 / 3 ** 0.5)
+    one_seed = durability_table(pd.DataFrame([r for r in rows if r["seed"] == 0])).set_index("attack").loc["int4"]
+    assert one_seed["excess"] == pytest.approx(0.3) and math.isnan(one_seed["excess_ci95"])

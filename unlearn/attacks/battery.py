@@ -12,6 +12,7 @@ to the evaluation's reference cache under their attack's identity, and a later j
 role's records there does not build that attacked model at all.
 """
 import copy
+import time
 from dataclasses import dataclass, field, replace
 from statistics import mean
 
@@ -212,5 +213,8 @@ def run_attacks(cfg, models: dict, tokenizer, encoded: dict, texts: dict, splits
         for role in spec.get("roles") or ROLES:
             if role in models:
                 print(f"[unlearn] attack {spec['name']} on {role}")
+                start = time.perf_counter()
                 getattr(battery, spec["kind"])(spec, role, models[role])
+                # Per attack and role, so a sweep's log shows where the battery's time goes.
+                print(f"[unlearn] attack {spec['name']} on {role}: {time.perf_counter() - start:.1f}s")
     return battery.records, battery.per_item

@@ -2,10 +2,14 @@
 attacked value of the unlearned model next to the target (ceiling) and the retrain oracle (control) under
 the identical attack. `excess` = attacked unlearned − attacked oracle: what the attack brings back beyond
 what it teaches a model that never saw the forget set. Then the worst case per method and metric: the
-attack with the largest excess. Seeds are averaged (n = jobs)."""
+attack with the largest excess. Seeds are averaged (n = jobs); `excess_ci95` is the half-width of the 95%
+t-interval over the jobs' own excesses (each job's unlearned minus the oracle of that job's seed, so the
+seed-to-seed spread of the target and oracle is paired out rather than added in)."""
 from pathlib import Path
 
 import pandas as pd
+
+from unlearn.statistics import t_interval
 
 ROLES = ("target", "oracle", "unlearned")
 
@@ -41,6 +45,11 @@ def durability_table(records: pd.DataFrame) -> pd.DataFrame | None:
     attacked = attacked.assign(variant=attacked.variant.fillna(""))
     values = attacked.groupby(keys + ["attack", "metric", "base"], sort=False).value
     means, counts = values.mean().to_dict(), values.count().to_dict()
+    per_job = attacked.pivot_table(index=keys + ["attack", "metric", "job"], columns="base", values="value", aggfunc="mean")
+    spread = {}
+    if {"unlearned", "oracle"} <= set(per_job.columns):
+        paired = (per_job["unlearned"] - per_job["oracle"]).dropna()
+        spread = paired.groupby(level=list(range(len(keys) + 2)), sort=False).agg(lambda v: t_interval(list(v))[1]).to_dict()
     clean_rows = records[(records.role == "unlearned") & (records.split == "forget")]
     clean = clean_rows.assign(variant=clean_rows.variant.fillna("")).groupby(keys + ["metric"]).value.mean().to_dict()
     nan = float("nan")
@@ -53,9 +62,11 @@ def durability_table(records: pd.DataFrame) -> pd.DataFrame | None:
                **{f"{role}_attacked": means.get(key + (attack, metric, role), nan) for role in ROLES},
                "unlearned_clean": means.get(key + (baseline, metric, "unlearned"), clean.get(key + (metric,), nan))}
         row["excess"] = row["unlearned_attacked"] - row["oracle_attacked"]
+        row["excess_ci95"] = spread.get(key + (attack, metric), nan)
         rows.append(row)
     table = pd.DataFrame(rows)
-    return table[keys + ["attack", "metric", "n", "target_attacked", "oracle_attacked", "unlearned_clean", "unlearned_attacked", "excess"]]
+    return table[keys + ["attack", "metric", "n", "target_attacked", "oracle_attacked", "unlearned_clean", "unlearned_attacked", "excess",
+                  "excess_ci95"]]
 
 
 def worst_case(table: pd.DataFrame) -> pd.DataFrame:
@@ -63,7 +74,7 @@ def worst_case(table: pd.DataFrame) -> pd.DataFrame:
     keys = ["model_name", "data", "method", "variant", "metric"]
     usable = table[~table.attack.map(_is_baseline)].dropna(subset=["excess"])
     idx = usable.groupby(keys, dropna=False).excess.idxmax()
-    worst = usable.loc[idx, keys + ["unlearned_clean", "attack", "unlearned_attacked", "oracle_attacked", "excess"]]
+    worst = usable.loc[idx, keys + ["unlearned_clean", "attack", "unlearned_attacked", "oracle_attacked", "excess", "excess_ci95"]]
     return worst.rename(columns={"attack": "worst_attack"}).reset_index(drop=True)
 
 
@@ -76,7 +87,8 @@ def durability_section(records: pd.DataFrame, out: Path) -> list[str]:
     table.to_csv(Path(out) / "durability.csv", index=False)
     worst.to_csv(Path(out) / "durability_worst.csv", index=False)
     shown = table[~table.attack.str.endswith(":original")].drop(columns=["model_name", "data"] + (["variant"] if not table.variant.any() else []))
-    return ["", "## Durability under attack (forget set; excess = attacked unlearned − attacked oracle)", "",
+    return ["", "## Durability under attack (forget set; excess = attacked unlearned − attacked oracle; excess_ci95 = "
+            "half-width of its 95% t-interval over seeds, blank for one seed)", "",
             shown.to_markdown(index=False, floatfmt=".3f"), "",
             "### Worst case per method (the attack with the largest excess)", "",
             worst.drop(columns=["model_name", "data"] + (["variant"] if not worst.variant.any() else [])).to_markdown(index=False, floatfmt=".3f")]
