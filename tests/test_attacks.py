@@ -258,5 +258,6 @@ def test_durability_excess_interval_is_over_each_seeds_own_excess():
     row = durability_table(pd.DataFrame(rows)).set_index("attack").loc["int4"]
     assert row["n"] == 3 and row["excess"] == pytest.approx(0.32)
     assert row["excess_ci95"] == pytest.approx(t.ppf(0.975, 2) * 0.02 / 3 ** 0.5)
+    assert row["recovered"] == pytest.approx(0.1) and row["recovered_ci95"] == pytest.approx(0.0)  # each seed: +0.1 over its own clean
     one_seed = durability_table(pd.DataFrame([r for r in rows if r["seed"] == 0])).set_index("attack").loc["int4"]
     assert one_seed["excess"] == pytest.approx(0.3) and math.isnan(one_seed["excess_ci95"])

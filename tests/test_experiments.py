@@ -25,6 +25,22 @@ def test_experiment_composes_with_a_sweep(name):
     assert cfg.method.name and cfg.model.name
 
 
+@pytest.mark.parametrize("name", EXPERIMENTS)
+def test_experiment_passes_the_config_checks_of_its_run(name):
+    """What a job checks before loading anything: its metrics, their splits and its attacks. A split name
+    the checks did not know once failed every muse_news job at once (KnowMem's knowmem_forget)."""
+    from unlearn.attacks.battery import validate_attacks
+    from unlearn.stages.evaluate import validate_metrics
+    from unlearn.workflows.input_checks import validate_eval_splits
+
+    cfg = compose([f"experiment={name}"])
+    if "metrics" not in cfg.get("eval", {}):
+        pytest.skip(f"{name} has no eval metrics (a python -m unlearn.train experiment)")
+    validate_eval_splits(cfg.eval)
+    validate_metrics(cfg.eval)
+    validate_attacks(cfg)
+
+
 @pytest.mark.parametrize("model,batch,accum", [("gpt-neo-125m", 64, 1), ("gpt-neo-1.3b", 16, 4), ("gpt-neo-2.7b", 8, 8)])
 def test_emso_table1_batch_by_model_size(model, batch, accum):
     for method in ("emso", "ga", "di"):

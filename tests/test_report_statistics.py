@@ -20,8 +20,8 @@ ORACLE_MA = [0.20, 0.35, 0.22, 0.41, 0.30, 0.25, 0.38, 0.28, 0.33, 0.31]
 SAME_EM = [1, 2, 0, 3, 1, 2, 0, 1, 2, 3]  # identical for target and oracle: a metric that cannot separate them
 
 
-def _job(root, name, method, seed, ma, per_item_ma):
-    records = [{"model": "target", "split": "forget", "metric": "MA", "value": 0.93, "n": 10, "details": {}},
+def _job(root, name, method, seed, ma, per_item_ma, target_ma=0.93):
+    records = [{"model": "target", "split": "forget", "metric": "MA", "value": target_ma, "n": 10, "details": {}},
                {"model": "oracle", "split": "forget", "metric": "MA", "value": 0.30, "n": 10, "details": {}},
                {"model": "unlearned", "split": "forget", "metric": "MA", "value": ma, "n": 10, "details": {}}]
     records += [{"model": role, "split": "utility", "metric": "PPL", "value": v, "n": 4, "details": {}}
@@ -81,6 +81,28 @@ def test_seeds_aggregate_to_mean_and_t_interval_with_n_and_paired_compare(seed_s
     assert row["diff"] == pytest.approx(sum(per_item) / 10)
     assert row.ci_low < row["diff"] < row.ci_high < 0 and row.p_value < 0.01
     assert "compare_emso_vs_ga" in proc.stdout or "Paired comparison" in proc.stdout
+
+
+def test_reference_rows_average_each_seeds_own_target_and_count_one_shared_target_once(tmp_path, seed_sweep):
+    """Every seed memorizes its own target: the target row is their mean ± interval with n = seeds (it was
+    the first job's target alone). Seeds over one shared target (identical values) count it once."""
+    from omegaconf import OmegaConf
+
+    from unlearn.reporting.write import write_report
+
+    cfg = OmegaConf.load(REPO / "conf" / "report.yaml")
+    root = tmp_path / "own_targets"
+    for seed, target in zip((0, 1, 2), (0.91, 0.93, 0.98)):
+        for method, offset in (("emso", 0), ("ga", 3)):
+            _job(root, f"{offset + seed}_{method}", method, seed, 0.3, emso_items(seed), target_ma=target)
+    write_report(root, cfg)
+    table = pd.read_csv(root / "report" / "table.csv").set_index("method")
+    sd = math.sqrt(((0.91 - 0.94) ** 2 + (0.93 - 0.94) ** 2 + (0.98 - 0.94) ** 2) / 2)
+    assert table.at["target", "MA"] == pytest.approx(0.94) and table.at["target", "n_jobs"] == 3
+    assert table.at["target", "MA_ci95"] == pytest.approx(T_975_DF2 * sd / math.sqrt(3))
+    write_report(seed_sweep, cfg)  # every seed's target reads 0.93 / PPL 20: one model
+    shared = pd.read_csv(seed_sweep / "report" / "table.csv").set_index("method")
+    assert shared.at["target", "MA"] == pytest.approx(0.93) and shared.at["target", "n_jobs"] == 1
 
 
 def test_metric_sanity_flags_a_metric_that_cannot_tell_target_from_oracle(seed_sweep):

@@ -117,3 +117,6 @@ def knowmem(ctx: EvalContext, split: str) -> MetricValue:
     return MetricValue(mean(values), len(values), values,
                        _details(cfg, shots=len(shots), max_new_tokens=new, truncated_prompts=_truncated(ctx, prompts, new)),
                        ids=[f"{split}-{i:03d}" for i in range(len(values))])
+
+
+knowmem.splits = tuple(KNOWMEM_SPLITS)  # the split names it reads, for the config check (input_checks.known_splits)

@@ -2,9 +2,10 @@
 attacked value of the unlearned model next to the target (ceiling) and the retrain oracle (control) under
 the identical attack. `excess` = attacked unlearned − attacked oracle: what the attack brings back beyond
 what it teaches a model that never saw the forget set. Then the worst case per method and metric: the
-attack with the largest excess. Seeds are averaged (n = jobs); `excess_ci95` is the half-width of the 95%
-t-interval over the jobs' own excesses (each job's unlearned minus the oracle of that job's seed, so the
-seed-to-seed spread of the target and oracle is paired out rather than added in)."""
+attack with the largest excess. `recovered` = attacked unlearned − clean unlearned: what the attack brought
+back at all. Seeds are averaged (n = jobs); each `_ci95` is the half-width of the 95% t-interval over the
+jobs' own differences (each job's unlearned model against its own clean value, or against the oracle of
+that job's seed), so the seed-to-seed spread of target and oracle is paired out rather than added in."""
 from pathlib import Path
 
 import pandas as pd
@@ -43,30 +44,29 @@ def durability_table(records: pd.DataFrame) -> pd.DataFrame | None:
         return None
     keys = ["model_name", "data", "method", "variant"]
     attacked = attacked.assign(variant=attacked.variant.fillna(""))
-    values = attacked.groupby(keys + ["attack", "metric", "base"], sort=False).value
-    means, counts = values.mean().to_dict(), values.count().to_dict()
+    # One row per (method, attack, metric, job): each role's attacked value in that job.
     per_job = attacked.pivot_table(index=keys + ["attack", "metric", "job"], columns="base", values="value", aggfunc="mean")
-    spread = {}
-    if {"unlearned", "oracle"} <= set(per_job.columns):
-        paired = (per_job["unlearned"] - per_job["oracle"]).dropna()
-        spread = paired.groupby(level=list(range(len(keys) + 2)), sort=False).agg(lambda v: t_interval(list(v))[1]).to_dict()
+    per_job = per_job.reindex(columns=list(ROLES)).reset_index()
     clean_rows = records[(records.role == "unlearned") & (records.split == "forget")]
-    clean = clean_rows.assign(variant=clean_rows.variant.fillna("")).groupby(keys + ["metric"]).value.mean().to_dict()
+    clean = clean_rows.set_index(["job", "metric"]).value.to_dict()
+    own = per_job.set_index(keys + ["attack", "metric", "job"]).unlearned.to_dict()
     nan = float("nan")
+    # The attack's own baseline where it has one (relearning's step 0, perturbation's original prompt), else the clean evaluation.
+    per_job["clean"] = [own.get((*r[:len(keys)], _clean_variant(r.attack), r.metric, r.job), clean.get((r.job, r.metric), nan))
+                        for r in per_job[keys + ["attack", "metric", "job"]].itertuples(index=False)]
+    per_job["excess"] = per_job.unlearned - per_job.oracle
+    per_job["recovered"] = per_job.unlearned - per_job.clean
     rows = []
-    for combo in attacked[keys + ["attack", "metric"]].drop_duplicates().itertuples(index=False):
-        *key, attack, metric = combo
-        key = tuple(key)
-        baseline = _clean_variant(attack)
-        row = {**dict(zip(keys, key)), "attack": attack, "metric": metric, "n": counts.get(key + (attack, metric, "unlearned"), 0),
-               **{f"{role}_attacked": means.get(key + (attack, metric, role), nan) for role in ROLES},
-               "unlearned_clean": means.get(key + (baseline, metric, "unlearned"), clean.get(key + (metric,), nan))}
-        row["excess"] = row["unlearned_attacked"] - row["oracle_attacked"]
-        row["excess_ci95"] = spread.get(key + (attack, metric), nan)
+    first_seen = {k: i for i, k in enumerate(attacked[keys + ["attack", "metric"]].drop_duplicates().itertuples(index=False, name=None))}
+    groups = sorted(per_job.groupby(keys + ["attack", "metric"], sort=False), key=lambda kv: first_seen[kv[0]])
+    for (*key, attack, metric), group in groups:
+        row = {**dict(zip(keys, key)), "attack": attack, "metric": metric, "n": int(group.unlearned.count()),
+               **{f"{role}_attacked": group[role].mean() for role in ROLES}, "unlearned_clean": group.clean.mean()}
+        for column in ("recovered", "excess"):
+            row[column], row[f"{column}_ci95"], _ = t_interval(list(group[column]))
         rows.append(row)
-    table = pd.DataFrame(rows)
-    return table[keys + ["attack", "metric", "n", "target_attacked", "oracle_attacked", "unlearned_clean", "unlearned_attacked", "excess",
-                  "excess_ci95"]]
+    return pd.DataFrame(rows)[keys + ["attack", "metric", "n", "target_attacked", "oracle_attacked", "unlearned_clean",
+                                      "unlearned_attacked", "recovered", "recovered_ci95", "excess", "excess_ci95"]]
 
 
 def worst_case(table: pd.DataFrame) -> pd.DataFrame:
@@ -87,8 +87,8 @@ def durability_section(records: pd.DataFrame, out: Path) -> list[str]:
     table.to_csv(Path(out) / "durability.csv", index=False)
     worst.to_csv(Path(out) / "durability_worst.csv", index=False)
     shown = table[~table.attack.str.endswith(":original")].drop(columns=["model_name", "data"] + (["variant"] if not table.variant.any() else []))
-    return ["", "## Durability under attack (forget set; excess = attacked unlearned − attacked oracle; excess_ci95 = "
-            "half-width of its 95% t-interval over seeds, blank for one seed)", "",
+    return ["", "## Durability under attack (forget set; recovered = attacked − clean unlearned; excess = attacked "
+            "unlearned − attacked oracle; _ci95 = half-width of the 95% t-interval over seeds, blank for one seed)", "",
             shown.to_markdown(index=False, floatfmt=".3f"), "",
             "### Worst case per method (the attack with the largest excess)", "",
             worst.drop(columns=["model_name", "data"] + (["variant"] if not worst.variant.any() else [])).to_markdown(index=False, floatfmt=".3f")]

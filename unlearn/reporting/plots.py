@@ -28,6 +28,7 @@ def _panel(ax, rows: pd.DataFrame, x: str, y: str, colors: dict) -> None:
         ref = rows[(rows.kind == "reference") & (rows.method == role)].dropna(subset=[x, y])
         if not ref.empty:
             ax.scatter(ref[x], ref[y], marker=marker, s=110, color=color, label=role, zorder=3)
+            _error_bars(ax, ref, x, y, color)  # over seeds: each seed memorizes its own target and oracle
     ax.set_xlabel(f"{x} (utility)")
     ax.set_ylabel(f"{y} (forget set)")
     ax.set_title(f"{y} vs {x}")

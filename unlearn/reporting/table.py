@@ -58,17 +58,16 @@ def method_table(records: pd.DataFrame, cfg) -> tuple[pd.DataFrame, list[str]]:
     table["collapsed"] = [bool(flags.get((j, r), False)) for j, r in zip(table.job, table.role)]
     # A run whose target never memorized the forget set has nothing to erase: flagged, never ranked.
     table["not_memorized"] = ~table.memorized.astype(bool)
-    refs = table[table.role.isin(list(cfg.references))].drop_duplicates(["model_name", "data", "role"])
+    refs = reference_rows(table[table.role.isin(list(cfg.references))], metrics)
     order = {role: i for i, role in enumerate(cfg.references)}
     refs = refs.sort_values("role", key=lambda r: r.map(order), kind="stable")
-    refs = refs.assign(method=refs.role, strength=None, knob=None, variant="")
     methods = table[table.role == "unlearned"].copy()
     methods["strength"] = methods.strength.astype(object)
     agg = {m: "mean" for m in metrics} | {"collapsed": "any", "not_memorized": "any", "job": "count", "knob": "first"}
     grouped = methods.groupby(STRENGTH_ROWS, dropna=False, sort=False)
     methods = grouped.agg(agg).rename(columns={"job": "n_jobs"}).reset_index()
     methods = methods.join(seed_spread(grouped, metrics).reset_index(drop=True))
-    rows = pd.concat([refs.assign(kind="reference", n_jobs=1), methods.assign(kind="method")], ignore_index=True)
+    rows = pd.concat([refs.assign(kind="reference"), methods.assign(kind="method")], ignore_index=True)
     # One block per (model, data), in first-seen order: its references, then its methods.
     block = pd.Series(list(zip(rows.model_name, rows.data)), index=rows.index)
     first = {key: i for i, key in enumerate(dict.fromkeys(block))}
@@ -78,6 +77,19 @@ def method_table(records: pd.DataFrame, cfg) -> tuple[pd.DataFrame, list[str]]:
     return rows[["model_name", "data", "kind", "method", "variant", "label", "knob", "strength", "n_jobs", "collapsed",
                  "not_memorized"]
                 + metrics + spread], metrics
+
+
+def reference_rows(refs: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
+    """One row per (model, data, reference role), averaged over the distinct reference models: every seed
+    memorizes its own target and oracle, which all of that seed's jobs share. Rows with the same values are
+    one model counted once (a seed sweep over one given target, `memorize=none`), so n counts models, not jobs."""
+    keys = ["model_name", "data", "role"]
+    refs = refs.drop_duplicates(keys + ["seed"]).drop_duplicates(keys + metrics)
+    grouped = refs.groupby(keys, sort=False)
+    agg = {m: "mean" for m in metrics} | {"collapsed": "any", "not_memorized": "any", "job": "count", "memorized": "first"}
+    out = grouped.agg(agg).rename(columns={"job": "n_jobs"}).reset_index()
+    out = out.join(seed_spread(grouped, metrics).reset_index(drop=True))
+    return out.assign(method=out.role, strength=None, knob=None, variant="")
 
 
 def seed_spread(grouped, metrics: list[str]) -> pd.DataFrame:

@@ -18,8 +18,8 @@ OTHER_SPLITS = ("wikitext", "all", "tofu_forget", "tofu_retain", "real_authors",
 
 
 def known_splits() -> set[str]:
-    """The names above, the reasoning tasks, and every registered metric's default split (a new metric
-    that reads its own kind of split is known by its default without editing this file)."""
+    """The names above, the reasoning tasks, and every registered metric's default split and declared
+    splits (a new metric that reads its own kind of split is known without editing this file)."""
     import inspect
 
     from unlearn.metrics.reasoning import LOCAL_FILES
@@ -27,7 +27,9 @@ def known_splits() -> set[str]:
 
     defaults = {inspect.signature(fn).parameters["split"].default for fn in METRICS.values()
                 if "split" in inspect.signature(fn).parameters}
-    return (set(RECORD_SPLITS) | set(TEXT_SPLITS) | set(OTHER_SPLITS) | set(LOCAL_FILES)
+    # A metric that reads several splits of its own names them in a `splits` attribute (KnowMem).
+    declared = {split for fn in METRICS.values() for split in getattr(fn, "splits", ())}
+    return (set(RECORD_SPLITS) | set(TEXT_SPLITS) | set(OTHER_SPLITS) | set(LOCAL_FILES) | declared
             | {d for d in defaults if isinstance(d, str)})
 
 
