@@ -17,6 +17,15 @@ def test_group_option_composes(group, option):
     assert cfg[group] is not None
 
 
+@pytest.mark.parametrize("suite", sorted(f.stem for f in (CONF / "eval").glob("*.yaml")))
+def test_every_eval_suite_takes_the_shared_eval_keys(suite):
+    """eval.attacks (and the other pipeline keys) work with every suite: eval=tofu once refused
+    `eval.attacks=[...]` because only eval/default declared it."""
+    cfg = compose([f"eval={suite}", "eval.attacks=[int4]", "eval.reuse_reference=false", "eval.precision=bf16",
+                   "eval.decode_cache=dynamic"])
+    assert list(cfg.eval.attacks) == ["int4"] and cfg.eval.name == suite
+
+
 def test_every_tuned_file_names_a_real_data_method_pair():
     data = {f.stem for f in (CONF / "data").glob("*.yaml")}
     methods = {f.stem for f in (CONF / "method").glob("*.yaml")}
