@@ -81,8 +81,9 @@ def tradeoff_figure(rows: pd.DataFrame, panels, path) -> list[str]:
                 handles.setdefault(label, h)
         if "collapsed" in handles:  # last, after the methods and references
             handles["collapsed"] = handles.pop("collapsed")
-        fig.legend(handles.values(), handles.keys(), loc="outside lower center", ncol=min(len(handles), 8), frameon=False)
-        fig.suptitle(f"Erasure–utility trade-off: {model}, {data} (labels: strength)")
+        # At most 4 legend entries and one model/data per title line, so a one-panel figure keeps them inside it.
+        fig.legend(handles.values(), handles.keys(), loc="outside lower center", ncol=min(len(handles), 4 * ncols), frameon=False)
+        fig.suptitle(f"Erasure–utility trade-off (labels: strength)\n{model}, {data}")
         out = f"{path}_{model}_{data}.png"
         fig.savefig(out, dpi=130)
         plt.close(fig)
