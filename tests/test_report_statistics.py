@@ -128,3 +128,15 @@ def test_compare_with_an_absent_method_fails_with_one_line(seed_sweep):
     proc = report(seed_sweep, "compare=emso,kl")
     assert proc.returncode == 2
     assert "no job of method 'kl'" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_variant_labels_drop_overrides_every_sweep_job_shares_even_beside_jobs_without_overrides():
+    """Post-hoc methods below a MemSinks job have no overrides file; they once made `experiment=...` part of
+    every other job's row label (nothing looked shared)."""
+    from unlearn.reporting.collect import _variants
+
+    infos = [{"overrides": ("experiment=x", "method.lr=1"), "knob": None},
+             {"overrides": ("experiment=x", "method.lr=2"), "knob": None},
+             {"overrides": (), "knob": None}]
+    _variants(infos)
+    assert [i["variant"] for i in infos] == ["method.lr=1", "method.lr=2", ""]

@@ -32,7 +32,9 @@ def _overrides(run_dir: Path) -> tuple:
 def _variants(infos: list[dict]) -> None:
     """A job's variant: its overrides that not every job shares (method.lr=0.01 in an lr sweep), minus
     identity keys and the strength knob; jobs of one variant at one strength are averaged (seeds)."""
-    shared = set.intersection(*(set(i["overrides"]) for i in infos)) if infos else set()
+    # Jobs without a .hydra/overrides.yaml (post-hoc methods written below a MemSinks job) have nothing to share.
+    with_overrides = [set(i["overrides"]) for i in infos if i["overrides"]]
+    shared = set.intersection(*with_overrides) if with_overrides else set()
     for info in infos:
         skip = set(IDENTITY_KEYS) | {f"method.{info['knob']}"}
         info["variant"] = " ".join(o for o in info.pop("overrides") if o not in shared and o.split("=")[0].lstrip("+~") not in skip)
