@@ -12,7 +12,7 @@ import logging
 import torch
 from transformers.cache_utils import DynamicCache
 
-from unlearn.generation.static_cache import decode_mode, set_decode_mode, static_cache, step_function
+from unlearn.generation.static_cache import decode_mode, filled, set_decode_mode, static_cache, step_function
 
 logger = logging.getLogger(__name__)
 
@@ -70,13 +70,6 @@ def layer_tensors(past, width: int):
     return layers or None
 
 
-def dynamic_cache(model, layers: list[tuple[torch.Tensor, torch.Tensor]]) -> DynamicCache:
-    cache = DynamicCache(config=model.config)
-    for idx, (keys, values) in enumerate(layers):
-        cache.update(keys, values, idx)
-    return cache
-
-
 def _step_setup(model, past, mask, steps):
     """(step callable, cache, attention mask, whether the mask grows per step) for `steps` decode steps.
 
@@ -90,7 +83,7 @@ def _step_setup(model, past, mask, steps):
     else:
         layers = layer_tensors(past, mask.shape[1]) if mode != "dynamic" and steps > 1 else None
     if mode == "dynamic" or steps <= 1 or layers is None:
-        return model, (dynamic_cache(model, past) if isinstance(past, list) else past), mask, True
+        return model, (filled(DynamicCache(config=model.config), past) if isinstance(past, list) else past), mask, True
     # Rounded up to a multiple of 64 slots so a compiled step sees a handful of shapes, not one per batch
     # (each new shape is a recompile and a new CUDA graph); the extra slots stay behind the causal edge.
     slots = -(-(mask.shape[1] + steps - 1) // 64) * 64

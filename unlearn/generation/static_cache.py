@@ -68,12 +68,16 @@ def decode_mode(model) -> str:
     return getattr(model, _ATTRIBUTE, "dynamic")
 
 
-def static_cache(model, layers: list[tuple[torch.Tensor, torch.Tensor]], max_len: int) -> StaticCache:
-    """A StaticCache of `max_len` slots holding `layers` [(keys, values)] in its first slots."""
-    cache = StaticCache(config=model.config, max_cache_len=max_len)
+def filled(cache, layers: list[tuple[torch.Tensor, torch.Tensor]]):
+    """`cache` (any transformers Cache) after writing `layers` [(keys, values)] into its first slots."""
     for idx, (keys, values) in enumerate(layers):
         cache.update(keys, values, idx)
     return cache
+
+
+def static_cache(model, layers: list[tuple[torch.Tensor, torch.Tensor]], max_len: int) -> StaticCache:
+    """A StaticCache of `max_len` slots holding `layers` [(keys, values)] in its first slots."""
+    return filled(StaticCache(config=model.config, max_cache_len=max_len), layers)
 
 
 def step_function(model, mode: str):
@@ -88,5 +92,5 @@ def step_function(model, mode: str):
     return step
 
 
-__all__ = ["MODES", "check_mode", "decode_mode", "resolve_mode", "set_decode_mode", "static_cache", "step_function",
+__all__ = ["MODES", "check_mode", "decode_mode", "filled", "resolve_mode", "set_decode_mode", "static_cache", "step_function",
            "supports_static_cache"]

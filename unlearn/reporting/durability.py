@@ -45,7 +45,8 @@ def durability_table(records: pd.DataFrame) -> pd.DataFrame | None:
     keys = ["model_name", "data", "method", "variant"]
     attacked = attacked.assign(variant=attacked.variant.fillna(""))
     # One row per (method, attack, metric, job): each role's attacked value in that job.
-    per_job = attacked.pivot_table(index=keys + ["attack", "metric", "job"], columns="base", values="value", aggfunc="mean")
+    per_job = attacked.pivot_table(index=keys + ["attack", "metric", "job"], columns="base", values="value", aggfunc="mean",
+                                   sort=False)  # rows in attack order, as the battery ran them
     per_job = per_job.reindex(columns=list(ROLES)).reset_index()
     clean_rows = records[(records.role == "unlearned") & (records.split == "forget")]
     clean = clean_rows.set_index(["job", "metric"]).value.to_dict()
@@ -57,9 +58,7 @@ def durability_table(records: pd.DataFrame) -> pd.DataFrame | None:
     per_job["excess"] = per_job.unlearned - per_job.oracle
     per_job["recovered"] = per_job.unlearned - per_job.clean
     rows = []
-    first_seen = {k: i for i, k in enumerate(attacked[keys + ["attack", "metric"]].drop_duplicates().itertuples(index=False, name=None))}
-    groups = sorted(per_job.groupby(keys + ["attack", "metric"], sort=False), key=lambda kv: first_seen[kv[0]])
-    for (*key, attack, metric), group in groups:
+    for (*key, attack, metric), group in per_job.groupby(keys + ["attack", "metric"], sort=False):
         row = {**dict(zip(keys, key)), "attack": attack, "metric": metric, "n": int(group.unlearned.count()),
                **{f"{role}_attacked": group[role].mean() for role in ROLES}, "unlearned_clean": group.clean.mean()}
         for column in ("recovered", "excess"):
