@@ -52,7 +52,8 @@ def collapse_flags(records: pd.DataFrame, cfg) -> pd.Series:
 
 
 def method_table(records: pd.DataFrame, cfg) -> tuple[pd.DataFrame, list[str]]:
-    """Rows: each model's reference roles (from its first job) then every (method, strength), seeds averaged."""
+    """Rows: each model's reference roles (averaged over the distinct reference models) then every
+    (method, strength), seeds averaged."""
     table, metrics = wide(records, cfg.columns)
     flags = collapse_flags(records, cfg.collapse)
     table["collapsed"] = [bool(flags.get((j, r), False)) for j, r in zip(table.job, table.role)]
@@ -63,10 +64,7 @@ def method_table(records: pd.DataFrame, cfg) -> tuple[pd.DataFrame, list[str]]:
     refs = refs.sort_values("role", key=lambda r: r.map(order), kind="stable")
     methods = table[table.role == "unlearned"].copy()
     methods["strength"] = methods.strength.astype(object)
-    agg = {m: "mean" for m in metrics} | {"collapsed": "any", "not_memorized": "any", "job": "count", "knob": "first"}
-    grouped = methods.groupby(STRENGTH_ROWS, dropna=False, sort=False)
-    methods = grouped.agg(agg).rename(columns={"job": "n_jobs"}).reset_index()
-    methods = methods.join(seed_spread(grouped, metrics).reset_index(drop=True))
+    methods = seed_average(methods.groupby(STRENGTH_ROWS, dropna=False, sort=False), metrics, first=("knob",))
     rows = pd.concat([refs.assign(kind="reference"), methods.assign(kind="method")], ignore_index=True)
     # One block per (model, data), in first-seen order: its references, then its methods.
     block = pd.Series(list(zip(rows.model_name, rows.data)), index=rows.index)
@@ -85,11 +83,16 @@ def reference_rows(refs: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
     one model counted once (a seed sweep over one given target, `memorize=none`), so n counts models, not jobs."""
     keys = ["model_name", "data", "role"]
     refs = refs.drop_duplicates(keys + ["seed"]).drop_duplicates(keys + metrics)
-    grouped = refs.groupby(keys, sort=False)
-    agg = {m: "mean" for m in metrics} | {"collapsed": "any", "not_memorized": "any", "job": "count", "memorized": "first"}
-    out = grouped.agg(agg).rename(columns={"job": "n_jobs"}).reset_index()
-    out = out.join(seed_spread(grouped, metrics).reset_index(drop=True))
+    out = seed_average(refs.groupby(keys, sort=False), metrics)
     return out.assign(method=out.role, strength=None, knob=None, variant="")
+
+
+def seed_average(grouped, metrics: list[str], first: tuple[str, ...] = ()) -> pd.DataFrame:
+    """One row per group: each metric's mean and t-interval (seed_spread), whether any job collapsed or had an
+    unmemorized target, the job count n_jobs, and the first value of each column in `first`."""
+    agg = {m: "mean" for m in metrics} | {"collapsed": "any", "not_memorized": "any", "job": "count"} | {c: "first" for c in first}
+    out = grouped.agg(agg).rename(columns={"job": "n_jobs"}).reset_index()
+    return out.join(seed_spread(grouped, metrics).reset_index(drop=True))
 
 
 def seed_spread(grouped, metrics: list[str]) -> pd.DataFrame:
