@@ -31,3 +31,36 @@ def test_single_process_runs_say_so():
 def test_evaluation_without_training_records_the_model_dtype_as_precision():
     meta = run_metadata(OmegaConf.create({"eval": {}}), torch.nn.Linear(2, 2).to(torch.bfloat16), {})
     assert meta["precision"] == "bfloat16" and meta["effective_batch"] is None and meta["world_size"] == 1
+
+
+def test_results_name_what_decides_the_cpu_numerics(monkeypatch):
+    """Issue #20: two machines gave different tables and nothing in results.json told them apart."""
+    monkeypatch.setenv("MKL_CBWR", "AVX2")
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        meta = run_metadata(_cfg(), torch.nn.Linear(2, 2), {"world_size": 1})
+    finally:
+        torch.set_num_threads(threads)
+    numerics = meta["numerics"]
+    assert numerics["torch_threads"] == 1
+    assert numerics["aten_cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    assert numerics["env"] == {"MKL_CBWR": "AVX2"}
+    assert numerics["cpu"]["machine"] and isinstance(numerics["cpu"]["isa_flags"], list)
+    assert len(meta["code"]) == 16
+
+
+def test_stage_fingerprints_tell_one_flipped_bit_apart():
+    from unlearn.tracking.run_metadata import stage_fingerprints
+
+    torch.manual_seed(0)
+    a = torch.nn.Linear(4, 4)
+    b = torch.nn.Linear(4, 4)
+    b.load_state_dict(a.state_dict())
+    same = stage_fingerprints({"target": a, "oracle": None}, {"utility": ["x y"]})
+    assert same == stage_fingerprints({"target": b, "oracle": None}, {"utility": ["x y"]})
+    assert same["oracle_weights"] is None
+    with torch.no_grad():
+        b.weight.view(-1)[3] = torch.nextafter(b.weight.view(-1)[3], torch.tensor(1.0))  # one ulp
+    moved = stage_fingerprints({"target": b, "oracle": None}, {"utility": ["x y."]})
+    assert moved["target_weights"] != same["target_weights"] and moved["utility_texts"] != same["utility_texts"]

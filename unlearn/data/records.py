@@ -37,3 +37,13 @@ class Splits:
     def texts(self) -> list[str]:
         records = [r for name in ("forget", "retain", "holdout") for r in self.by_name(name)]
         return [t for r in records for t in (r.question, r.text) if t] + self.utility + self.validation
+
+
+def content_digest(splits: Splits) -> str:
+    """A hash of every record's text, prompt, question and ids: data files edited under the same ids must
+    not reuse a target memorized from the old text."""
+    import dataclasses
+
+    from unlearn.storage.keys import key_of
+
+    return key_of(dataclasses.asdict(splits))

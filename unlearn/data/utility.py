@@ -3,11 +3,11 @@
 `base_samples` draws it from the original model itself (nucleus sampling from neutral prompts, fixed
 seed) so the default run needs no download; `wikitext` reads WikiText-2 (shared folder or hub).
 """
-import hashlib
 import json
 from pathlib import Path
 
 from unlearn.storage.code_hash import BASE_SAMPLES, code_hash
+from unlearn.storage.keys import key_of
 from unlearn.data.prompts import PROMPTS
 from unlearn.data.sources import wikitext_texts
 from unlearn.errors import ConfigError
@@ -18,7 +18,7 @@ from unlearn.storage.results import write_json
 def base_model_samples(model, tokenizer, n: int, max_new_tokens: int, seed: int, cache_dir: Path, cache_tag: str,
                        prompt_set: list[str] = PROMPTS) -> list[str]:
     # The code hash: an edited sampler or decoder must not hand back what its old version drew.
-    key = hashlib.sha256(json.dumps([cache_tag, n, max_new_tokens, seed, prompt_set, code_hash(BASE_SAMPLES)]).encode()).hexdigest()[:16]
+    key = key_of([cache_tag, n, max_new_tokens, seed, prompt_set, code_hash(BASE_SAMPLES)])
     path = Path(cache_dir) / "utility" / f"{key}.json"
     if path.is_file():
         return json.loads(path.read_text())

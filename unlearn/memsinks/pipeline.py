@@ -9,7 +9,6 @@ of the standard model's gap it closes, validation loss and perplexity, and MA / 
 set (forget split) and held-out set (holdout split) from the framework's metrics.
 """
 import copy
-import hashlib
 import json
 import math
 import time
@@ -22,6 +21,7 @@ from torch.utils.data import DataLoader
 from unlearn.data.encode import EncodedSplit
 from unlearn.errors import require
 from unlearn.storage.code_hash import MEMSINKS_STANDARD, code_hash
+from unlearn.storage.keys import key_of
 from unlearn.storage.locks import build_lock
 from unlearn.tracking.loggers import build_logger, log_final, to_container
 from unlearn.memsinks.corpus import load_corpus
@@ -32,11 +32,12 @@ from unlearn.memsinks.module import GapLogger, PackedLM
 from unlearn.memsinks.packing import PackedDataset, pack
 from unlearn.memsinks.sinks import SinkConfig, attach_sinks, controller_of, sink_card, validate_fractions
 from unlearn.metrics import EvalEnv
+from unlearn.models.identity import model_identity
 from unlearn.models.load import load_model, save_model
 from unlearn.storage.results import markdown_table, write_json
 from unlearn.seeding import seed_everything
 from unlearn.stages.evaluate import build_contexts, evaluate
-from unlearn.stages.trainer import build_trainer
+from unlearn.stages.trainer import build_trainer, trainer_identity
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
 
@@ -54,10 +55,6 @@ def validate(cfg) -> None:
     if p.name == "posthoc":
         for name in p.methods:
             require((CONF / "method" / f"{name}.yaml").is_file(), f"paradigm.methods has {name!r}, which is not in conf/method/")
-
-
-def _key(material) -> str:
-    return hashlib.sha256(json.dumps(material, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 class Job:
@@ -79,8 +76,8 @@ class Job:
             "validation": ([self.encode(t) for t in self.corpus.validation[:n_val]],
                            [document_id(t) for t in self.corpus.validation[:n_val]]),
         }
-        self.standard_key = _key({"model": to_container(cfg.model), "corpus": to_container(cfg.corpus),
-                                  "train": to_container(cfg.train), "seed": cfg.seed, "precision": cfg.trainer.precision,
+        self.standard_key = key_of({"model": model_identity(cfg.model, self.cache_dir), "corpus": to_container(cfg.corpus),
+                                  "train": to_container(cfg.train), "seed": cfg.seed, "trainer": trainer_identity(cfg.trainer),
                                   "code": code_hash(MEMSINKS_STANDARD)})
 
     def rows(self, paradigm: str, id_noise: float) -> PackedDataset:

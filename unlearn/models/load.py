@@ -25,7 +25,7 @@ from unlearn.models.gpt_neo_sdpa import apply_attention_option
 from unlearn.models.contrastive import ContrastivePair, is_contrastive_folder
 from unlearn.models.hub import hub_offline
 from unlearn.models.tiny import build_tiny_model, tiny_config, train_tokenizer
-from unlearn.workflows.input_checks import check_model_folder, rebuild_hint
+from unlearn.models.folder_checks import check_model_folder, rebuild_hint
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +137,7 @@ def _load_hub(name: str, dtype, revision=None, trust_remote_code: bool = False):
     return model, tokenizer
 
 
-def _find_gguf(package: str, filename: str) -> Path:
+def find_gguf(package: str, filename: str) -> Path:
     try:
         found = importlib.util.find_spec(package)
     except (ImportError, ValueError):  # a half-removed install: as good as absent
@@ -189,7 +189,7 @@ def _gguf_parsed_once():
 
 
 def _dequantize(spec, dtype, cached: Path):
-    gguf = _find_gguf(spec.package, spec.gguf_file)
+    gguf = find_gguf(spec.package, spec.gguf_file)
     log.info("dequantizing %s (once; cached at %s)", gguf.name, cached)
     with _gguf_parsed_once():
         model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=dtype)

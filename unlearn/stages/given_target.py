@@ -11,8 +11,9 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from unlearn.errors import require
+from unlearn.models.identity import model_identity
 from unlearn.models.load import load_model
-from unlearn.stages.memorize import artifact_key
+from unlearn.storage.keys import key_of
 
 
 def memorize_none(mem_cfg) -> bool:
@@ -32,7 +33,7 @@ def validate_oracle(cfg) -> None:
 def given_target(base, cfg, cache_dir: Path, key_material: dict):
     """(target, oracle or None, card) like `memorize()`: the target is `base` itself."""
     path = (cfg.get("oracle") or {}).get("name_or_path")
-    oracle = None
+    oracle, spec = None, None
     if path:
         spec = OmegaConf.create({"name": "oracle", "source": "local", "name_or_path": str(Path(path).expanduser().resolve()),
                                  "dtype": cfg.model.get("dtype", "float32")})
@@ -42,7 +43,9 @@ def given_target(base, cfg, cache_dir: Path, key_material: dict):
                 f"oracle {path} has a vocabulary of {oracle.get_input_embeddings().num_embeddings} tokens, the target {vocab}; "
                 "the oracle must share the target's tokenizer")
     # Names the cache folder of this target's reference records (and TA/CD's memorized model).
-    key = artifact_key({**key_material, "memorize": "none", "oracle": str(path) if path else None})
+    # The oracle by its content, like the target's model (models/identity.py), not by its folder's name.
+    oracle_id = model_identity(spec, cache_dir) if path else None
+    key = key_of({**key_material, "memorize": "none", "oracle": oracle_id})
     card = {"key": key, "memorize": "none", "base_model": key_material.get("model"), "split_ids": key_material.get("split_ids"),
             "oracle": oracle is not None, "oracle_path": str(path) if path else None, "cached": False}
     return base, oracle, card

@@ -6,7 +6,6 @@ Both are cached by a hash of everything that determines them, so a second run or
 sweep reuses them instead of training again.
 """
 import copy
-import hashlib
 import json
 import logging
 import math
@@ -16,6 +15,7 @@ from unlearn.storage.code_hash import MEMORIZED, code_hash
 from unlearn.data.collate import Collator, SequenceDataset
 from unlearn.data.encode import EncodedSplit
 from unlearn.errors import UnlearnError
+from unlearn.storage.keys import key_of
 from unlearn.storage.locks import build_lock
 from unlearn.methods.callbacks import DivergenceGuard, MemorizationTarget, StepLimit
 from unlearn.methods.finetune import FineTune
@@ -23,13 +23,16 @@ from unlearn.models.load import load_model, save_model
 from unlearn.storage.results import write_json
 from unlearn.stages.checkpoints import discard
 from unlearn.stages.divergence import FiniteGuard
-from unlearn.stages.trainer import build_trainer, fit_resumable
+from unlearn.stages.trainer import build_trainer, fit_resumable, trainer_identity
 
 log = logging.getLogger(__name__)
 
 
-def artifact_key(material: dict) -> str:
-    return hashlib.sha256(json.dumps(material, sort_keys=True, default=str).encode()).hexdigest()[:16]
+def describe_key(key_material: dict) -> str:
+    """For the log line of a reused cache entry: what its key was built from, so a reuse can be checked."""
+    model = key_material.get("model") or {}
+    return (f"model {model.get('name')} (content {model.get('content') or 'from its config'}), data {key_material.get('data_content')}, "
+            f"seed {key_material.get('seed')}, the memorize recipe, every trainer setting and code {code_hash(MEMORIZED)}")
 
 
 def _merge(*parts: EncodedSplit) -> EncodedSplit:
@@ -71,6 +74,28 @@ def _finetune(base, tokenizer, train: EncodedSplit, mem_cfg, trainer_cfg, max_ep
 NOT_IN_KEY = ("allow_below_threshold",)
 
 
+def key_material(cfg, splits, cache_dir) -> dict:
+    """What identifies the data and base model a target is memorized from: the model's config and content
+    (models/identity.py), the data config, record ids and records' content, and the seed."""
+    from unlearn.data.records import content_digest
+    from unlearn.models.identity import model_identity
+
+    return {"model": model_identity(cfg.model, cache_dir), "data": to_plain(cfg.data), "split_ids": splits.ids(),
+            "data_content": content_digest(splits), "seed": cfg.seed}
+
+
+def memorize_key(key_material: dict, mem_cfg, trainer_cfg, encoded: dict[str, EncodedSplit]) -> str:
+    """The cache key of a target + oracle: `key_material`, the whole recipe, every trainer setting the fit
+    runs under (`trainer_identity`: derived from the config, not listed) and the code that builds them."""
+    recipe = {k: v for k, v in to_plain(mem_cfg).items() if k not in NOT_IN_KEY}
+    material = {**key_material, "memorize": recipe, "trainer": trainer_identity(memorize_trainer_cfg(mem_cfg, trainer_cfg)),
+                "code": code_hash(MEMORIZED)}
+    if any(any(split.label_starts) for split in encoded.values()):
+        # QA targets cached before answer-only labels were trained on their questions too: never reuse them.
+        material["labels"] = "answer_only"
+    return key_of(material)
+
+
 def memorize(base, tokenizer, encoded: dict[str, EncodedSplit], mem_cfg, trainer_cfg, cache_dir: Path, key_material: dict, seed: int,
              general: EncodedSplit | None = None):
     """Returns (target, oracle or None, card). `key_material` identifies base model + data + recipe.
@@ -82,13 +107,7 @@ def memorize(base, tokenizer, encoded: dict[str, EncodedSplit], mem_cfg, trainer
     A target below `ma_threshold` (or whose fine-tune diverged) raises UnlearnError unless
     `memorize.allow_below_threshold=true`; then the card says `status: not memorized` and the results mark it.
     """
-    recipe = {k: v for k, v in to_plain(mem_cfg).items() if k not in NOT_IN_KEY}
-    material = {**key_material, "memorize": recipe, "precision": str(memorize_trainer_cfg(mem_cfg, trainer_cfg).precision),
-                "code": code_hash(MEMORIZED)}
-    if any(any(split.label_starts) for split in encoded.values()):
-        # QA targets cached before answer-only labels were trained on their questions too: never reuse them.
-        material["labels"] = "answer_only"
-    key = artifact_key(material)
+    key = memorize_key(key_material, mem_cfg, trainer_cfg, encoded)
     folder = Path(cache_dir) / "memorized" / key
     with build_lock(folder):
         target, oracle, card = _memorize(base, tokenizer, encoded, mem_cfg, trainer_cfg, cache_dir, key_material, seed, general, key,
@@ -138,7 +157,8 @@ def _memorize(base, tokenizer, encoded, mem_cfg, trainer_cfg, cache_dir, key_mat
         dtype = key_material.get("model", {}).get("dtype", "float32")
         target, _ = load_model(_local(folder / "target", dtype), cache_dir)
         oracle = load_model(_local(folder / "oracle", dtype), cache_dir)[0] if card.get("oracle") else None
-        log.info("memorize: reusing cached target and oracle %s (%s)", folder, card["status"])
+        log.info("memorize: reusing cached target and oracle %s (%s): its key matched %s", folder, card["status"],
+                 describe_key(key_material))
         return target, oracle, card
 
     forget, retain = encoded["forget"], encoded["retain"]
@@ -192,12 +212,14 @@ def memorize_forget(target, tokenizer, forget: EncodedSplit, recipe, trainer_cfg
                     seed: int):
     """θ_mem for TA and CD: the target fine-tuned `recipe.epochs` more epochs on the forget set with plain
     NLL (spec §2.5), cached next to the target it came from."""
-    key = artifact_key({"target": target_key, "forget": forget.record_ids, "recipe": dict(recipe),
-                        "precision": str(trainer_cfg.precision), "seed": seed, "code": code_hash(MEMORIZED)})
+    key = key_of({"target": target_key, "forget": forget.record_ids, "recipe": dict(recipe),
+                        "trainer": trainer_identity(memorize_trainer_cfg(recipe, trainer_cfg)), "seed": seed,
+                        "code": code_hash(MEMORIZED)})
     folder = Path(cache_dir) / "memorized" / target_key / f"forget-finetuned-{key}"
     with build_lock(folder):
         if (folder / "card.json").is_file():  # save_model writes the card inside the atomic rename
-            log.info("memorize: reusing cached forget fine-tune %s", folder)
+            log.info("memorize: reusing cached forget fine-tune %s: its key matched the target %s, the forget ids, the "
+                     "recipe, trainer settings and code %s", folder, target_key, code_hash(MEMORIZED))
             return load_model(_local(folder, dtype), cache_dir)[0]
         model = _finetune(target, tokenizer, forget, recipe, trainer_cfg, recipe.epochs, seed, resume_dir=_resume_dir(folder))
         save_model(model, tokenizer, folder, {"role": "memorized", "target": target_key, "recipe": dict(recipe),

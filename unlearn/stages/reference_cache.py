@@ -10,10 +10,13 @@ appears later runs.
 """
 import hashlib
 import json
+import logging
 from pathlib import Path
 
 from unlearn.storage.code_hash import METRICS, code_hash
 from unlearn.storage.results import write_json
+
+log = logging.getLogger(__name__)
 
 FIXED_ROLES = ("original", "target", "oracle")
 
@@ -44,6 +47,8 @@ class ReferenceCache:
         saved = json.loads(path.read_text())
         record = saved["record"]
         record["details"]["reused_from"] = str(path)
+        log.info("evaluate: reusing %s %s/%s from %s: its key matched the memorized target (this folder), the metric's config, "
+                 "the evaluation identity %s and metric code %s", role, split, label, path, self.identity, metric_code_hash())
         return record, saved["per_item"], saved["generations"]
 
     def put(self, role: str, split: str, label: str, config: dict, record: dict, per_item, generations: dict) -> None:

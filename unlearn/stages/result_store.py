@@ -3,14 +3,20 @@ keeps what it finished and a re-run into the same directory resumes.
 
 results.json = {**header, "records": [...]}, per_item.json = {model: {split: {metric: {ids, values}}}},
 generations.json = {model: {generation key: {prompts, generations}}}. A record is done when it has
-a value and was computed with the same configuration (`details.config`); skipped records (value
+a value and was computed with the same configuration (`details.config`) by the same metric code (the header's
+`code`, `code_hash(METRICS)`); skipped records (value
 null) are tried again, since the missing model or data may be there now.
 """
 import json
+import logging
 from pathlib import Path
 
 from unlearn.errors import ConfigError
+from unlearn.storage.code_hash import METRICS, code_hash
 from unlearn.storage.results import write_json
+
+
+log = logging.getLogger(__name__)
 
 
 def _load(path: Path, default):
@@ -35,6 +41,14 @@ class ResultStore:
                     f"{self.dir} holds results for a different {key} ({old[key]!r}); pass overwrite=true to replace "
                     "them or choose another output directory (hydra.run.dir=...)"
                 )
+        # Records computed by other metric code are never taken over: a metric edit between an interrupted
+        # evaluation and its resume would otherwise mix old numbers into the new table.
+        self.header["code"] = code_hash(METRICS)
+        if old and old.get("code") != self.header["code"]:
+            if old.get("records"):
+                log.warning("%s holds records computed by other metric code (%s, now %s): they are computed again", self.dir,
+                            old.get("code"), self.header["code"])
+            old, overwrite = {}, True
         self.records: list[dict] = old.get("records", [])
         self.per_item: dict = {} if overwrite else _load(self.dir / "per_item.json", {})
         self.generations: dict = {} if overwrite else _load(self.dir / "generations.json", {})

@@ -8,7 +8,6 @@ the per-metric evaluation store) into the new directory and continues; the memor
 here, its checkpoints live beside the cached target they build. `resume=<run dir>` names the directory
 to continue explicitly; `resume=false` always starts afresh.
 """
-import hashlib
 import json
 import shutil
 from dataclasses import dataclass
@@ -17,6 +16,9 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from unlearn.errors import require
+from unlearn.models.identity import model_content
+from unlearn.storage.code_hash import PACKAGE_CODE, code_hash
+from unlearn.storage.keys import key_of
 from unlearn.storage.results import write_json
 
 MARKER = "run_state.json"
@@ -27,9 +29,14 @@ NOT_MOVED = (".hydra", "failed.json", "skipped.json")
 
 
 def run_identity(cfg) -> str:
+    """The resolved configuration, the model's content and the code: after an edit to any of the package's
+    code the same command is a new run, neither "already finished" nor resumed from the old code's state."""
     material = OmegaConf.to_container(cfg, resolve=True)
     material.pop("resume", None)
-    return hashlib.sha256(json.dumps(material, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    material["code"] = code_hash(PACKAGE_CODE)
+    if OmegaConf.select(cfg, "model.source") is not None:
+        material["model_content"] = model_content(cfg.model, Path(cfg.paths.cache_dir).expanduser())
+    return key_of(material)
 
 
 def _index(cfg, identity: str) -> Path:

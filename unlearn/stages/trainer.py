@@ -70,3 +70,31 @@ def build_trainer(cfg, max_epochs: int, run_dir: Path | None, callbacks=(), logg
 def fit_resumable(trainer: pl.Trainer, module, resume_dir: Path | None) -> None:
     """Fit, continuing from `resume_dir/last.ckpt` when an interrupted run left one."""
     trainer.fit(module, ckpt_path=resume_path(resume_dir), weights_only=True)
+
+
+# Trainer settings that decide where and how often a fit is saved or shown, never the weights it builds.
+# Everything else a trainer config holds (today's keys and any added later) is part of `trainer_identity`:
+# forgetting to list a new setting here costs a rebuild, never a wrong reuse.
+NOT_RESULT = ("checkpoint", "resume_every_s", "progress_bar")
+
+
+def world_size(cfg) -> int:
+    """Processes a fit with these settings runs on (devices x nodes), as Lightning resolves `auto`/-1."""
+    devices = cfg.get("devices", 1)
+    if isinstance(devices, (list, tuple)) or hasattr(devices, "__len__") and not isinstance(devices, str):
+        count = len(devices)
+    elif str(devices) in ("auto", "-1"):
+        gpu = str(cfg.get("accelerator", "auto")) in ("auto", "gpu", "cuda") and torch.cuda.is_available()
+        count = torch.cuda.device_count() if gpu else 1
+    else:
+        count = int(devices)
+    return count * int(cfg.get("num_nodes", 1) or 1)
+
+
+def trainer_identity(cfg) -> dict:
+    """Every trainer setting that can change what a fit builds, for cache keys (memorized targets,
+    attacked records): the config minus NOT_RESULT, plus the resolved world size."""
+    from omegaconf import OmegaConf
+
+    settings = OmegaConf.to_container(cfg, resolve=True) if OmegaConf.is_config(cfg) else dict(cfg)
+    return {**{k: v for k, v in settings.items() if k not in NOT_RESULT}, "world_size": world_size(cfg)}

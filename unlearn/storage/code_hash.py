@@ -21,6 +21,7 @@ METRICS = ("metrics", "generation", "data", "stages/evaluate.py")       # evalua
 DEQUANTIZED = ("models/load.py",)                                      # the bundled GGUF as float safetensors
 MEMSINKS_STANDARD = MODEL_LOADING + ("memsinks", "stages/trainer.py", "seeding.py")  # MemSinks' shared standard model
 MAUVE_FEATURES = ("metrics/mauve_score.py", "metrics/aux_models.py")    # reference-side MAUVE features
+PACKAGE_CODE = (".",)                                                  # a run's identity: all of the package
 
 
 @functools.cache

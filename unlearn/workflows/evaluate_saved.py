@@ -16,6 +16,7 @@ from unlearn.data.utility import utility_texts
 from unlearn.errors import ConfigError
 from unlearn.tracking.loggers import to_container
 from unlearn.metrics import EvalEnv
+from unlearn.models.identity import model_identity
 from unlearn.models.load import load_model
 from unlearn.storage.results import markdown_table, write_json
 from unlearn.tracking.run_metadata import run_metadata
@@ -62,7 +63,7 @@ def _model_data(cfg, spec, model, tokenizer, needed: set[str], cache_dir: Path):
         encoded = encode_splits(cfg, {name: splits.by_name(name) for name in ("forget", "retain", "holdout")}, model, tokenizer)
     if needed & TEXT_SPLITS:
         utility, validation = utility_texts(cfg.data.utility, cfg.paths.data_root, model, tokenizer, cfg.seed, cache_dir,
-                                            json.dumps(to_container(spec), sort_keys=True))
+                                            json.dumps(model_identity(spec, cache_dir), sort_keys=True))
         texts = {"utility": [tokenizer.encode(t, add_special_tokens=False) for t in utility],
                  "validation": [tokenizer.encode(t, add_special_tokens=False) for t in validation]}
     return encoded, texts
@@ -78,12 +79,12 @@ def run_evaluation(cfg, out_dir: Path) -> dict:
     label = model_label(cfg.model)
     header = {
         "model": label,
-        "model_spec": to_container(cfg.model),
+        "model_spec": model_identity(cfg.model, cache_dir),  # the weights' content too: an overwritten folder is another model
         "eval": cfg.eval.get("name"),
         "data": cfg.data.name,
         "data_spec": to_container(cfg.data),
-        "original": to_container(specs["original"]) if specs["original"] is not None else None,
-        "oracle": to_container(specs["oracle"]) if specs["oracle"] is not None else None,
+        "original": model_identity(specs["original"], cache_dir) if specs["original"] is not None else None,
+        "oracle": model_identity(specs["oracle"], cache_dir) if specs["oracle"] is not None else None,
         "seed": cfg.seed,
         "eval_placement": place.details(),
     }

@@ -21,12 +21,12 @@ from unlearn.metrics import EvalEnv
 from unlearn.models.load import load_model, peek_config, save_model
 from unlearn.metrics.sanity import metric_sanity
 from unlearn.storage.results import markdown_table, write_json
-from unlearn.tracking.run_metadata import run_metadata
+from unlearn.tracking.run_metadata import run_metadata, stage_fingerprints
 from unlearn.seeding import seed_everything
 from unlearn.stages.device import placement
 from unlearn.stages.evaluate import build_contexts, eval_settings, evaluate, validate_metrics
 from unlearn.stages.given_target import given_target, memorize_none, validate_oracle
-from unlearn.stages.memorize import mark_target, memorize, memorize_forget
+from unlearn.stages.memorize import key_material, mark_target, memorize, memorize_forget
 from unlearn.stages.recited import keep_recited
 from unlearn.stages.requirements import check_requirements
 from unlearn.stages.reference_cache import ReferenceCache
@@ -125,7 +125,8 @@ def run_pipeline(cfg, run_dir: Path) -> dict:
 
     encoded, train_splits = encode_all(splits)
     with timer("utility_text"):
-        model_tag = json.dumps(to_container(cfg.model), sort_keys=True)
+        material = key_material(cfg, splits, cache_dir)  # the model by its config and content (models/identity.py)
+        model_tag = json.dumps(material["model"], sort_keys=True)
         utility, validation = utility_texts(cfg.data.utility, root, base, tokenizer, cfg.seed, cache_dir, model_tag)
         texts = {"utility": [tokenizer.encode(t, add_special_tokens=False) for t in utility],
                  "validation": [tokenizer.encode(t, add_special_tokens=False) for t in validation]}
@@ -136,12 +137,11 @@ def run_pipeline(cfg, run_dir: Path) -> dict:
         general = EncodedSplit([f"general-{i}" for i in range(len(general_texts))],
                                [tokenizer.encode(t, add_special_tokens=False) for t in general_texts], [1] * len(general_texts))
 
-    key_material = {"model": to_container(cfg.model), "data": to_container(cfg.data), "split_ids": splits.ids(), "seed": cfg.seed}
     with timer("memorize"):
         if memorize_none(cfg.memorize):
-            target, oracle, card = given_target(base, cfg, cache_dir, key_material)
+            target, oracle, card = given_target(base, cfg, cache_dir, material)
         else:
-            target, oracle, card = memorize(base, tokenizer, encoded, cfg.memorize, cfg.trainer, cache_dir, key_material, cfg.seed, general)
+            target, oracle, card = memorize(base, tokenizer, encoded, cfg.memorize, cfg.trainer, cache_dir, material, cfg.seed, general)
     recited = None
     if cfg.data.get("min_target_ma") is not None:
         splits, recited = keep_recited(splits, place.to_device(target), encoded["forget"], tokenizer.pad_token_id,
@@ -162,6 +162,9 @@ def run_pipeline(cfg, run_dir: Path) -> dict:
         with timer("save_model"):
             save_model(unlearned, tokenizer, run_dir / "model", {"method": cfg.method.name, "memorized": card.get("key")})
 
+    # Before evaluation, which may cast the models to eval.precision in place.
+    fingerprints = stage_fingerprints({"base": base, "target": target, "oracle": oracle, "unlearned": unlearned},
+                                      {"utility": utility, "validation": validation, "general": general_texts})
     # memorize=none: the loaded model is the target, so there is no separate original.
     available = {"original": base if target is not base else None, "target": target, "unlearned": unlearned, "oracle": oracle}
     available = {role: place.for_eval(m) for role, m in available.items() if m is not None}
@@ -201,6 +204,7 @@ def run_pipeline(cfg, run_dir: Path) -> dict:
         "timings_s": timer.seconds,
         "status": "diverged" if info.get("diverged") else "complete",
         "run": run_metadata(cfg, unlearned, info),
+        "fingerprints": fingerprints,
         "sanity": metric_sanity(per_item),
         "records": records,
     }

@@ -1,0 +1,149 @@
+"""Cache keys and run identities are derived from everything a build reads (issue #20, item 1).
+
+Each test puts back one way a key was wrong before: a local model keyed by its folder's name, data keyed by
+record ids only, trainer settings from a hand-kept list, run identities and evaluation stores without a code
+version."""
+import contextlib
+import json
+
+import pytest
+from omegaconf import OmegaConf
+
+from tests.conftest import TINY, compose
+from unlearn.storage import code_hash as code_hash_module
+from unlearn.storage.code_hash import PACKAGE
+
+
+@pytest.fixture(scope="module")
+def splits():
+    from unlearn.workflows.run_pipeline import build_splits
+
+    return build_splits(compose(TINY).data, None)
+
+
+@pytest.fixture(scope="module")
+def local_model(tmp_path_factory, splits):
+    """A saved tiny GPT-Neo folder, and a second set of weights of the same shapes to overwrite it with."""
+    from unlearn.models.load import load_model, save_model
+
+    spec = compose(TINY).model
+    folder = tmp_path_factory.mktemp("local") / "model"
+    model, tok = load_model(spec, None, corpus=splits.texts(), seed=0)
+    save_model(model, tok, folder)
+    other = tmp_path_factory.mktemp("other") / "model"
+    save_model(load_model(spec, None, corpus=splits.texts(), seed=1)[0], tok, other)
+    return folder, other
+
+
+def _local_cfg(folder, cache):
+    return compose(TINY + ["model=local", f"model.name_or_path={folder}", f"paths.cache_dir={cache}"])
+
+
+def test_overwritten_local_weights_move_the_target_key(local_model, splits, tmp_path):
+    """The review's finding: same folder, other weights, and the old target's records were reused."""
+    from unlearn.stages.memorize import key_material, memorize_key
+
+    folder, other = local_model
+    cfg = _local_cfg(folder, tmp_path)
+    before = memorize_key(key_material(cfg, splits, tmp_path), cfg.memorize, cfg.trainer, {})
+    again = memorize_key(key_material(cfg, splits, tmp_path), cfg.memorize, cfg.trainer, {})
+    (folder / "model.safetensors").write_bytes((other / "model.safetensors").read_bytes())
+    after = memorize_key(key_material(cfg, splits, tmp_path), cfg.memorize, cfg.trainer, {})
+    assert before == again
+    assert after != before
+
+
+def test_run_identity_follows_local_weights(local_model, tmp_path):
+    from unlearn.stages.resume import run_identity
+
+    folder, other = local_model
+    (folder / "model.safetensors").write_bytes((other / "model.safetensors").read_bytes())
+    cfg = _local_cfg(folder, tmp_path)
+    before = run_identity(cfg)
+    weights = folder / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 1  # one bit of one weight
+    weights.write_bytes(bytes(data))
+    assert run_identity(cfg) != before
+
+
+def test_edited_records_with_the_same_ids_move_the_target_key(splits, tmp_path):
+    from dataclasses import replace
+
+    from unlearn.stages.memorize import key_material
+
+    cfg = compose(TINY + [f"paths.cache_dir={tmp_path}"])
+    edited = replace(splits, forget=[replace(splits.forget[0], text=splits.forget[0].text + " Edited.")] + splits.forget[1:])
+    assert edited.ids() == splits.ids()
+    assert key_material(cfg, edited, tmp_path) != key_material(cfg, splits, tmp_path)
+
+
+@pytest.mark.parametrize("override", ["trainer.accumulate_grad_batches=4", "trainer.gradient_clip_val=1.0", "trainer.devices=2",
+                                      "trainer.precision=bf16-mixed", "+trainer.a_setting_added_later=1"])
+def test_every_trainer_setting_moves_the_target_key(splits, tmp_path, override):
+    """Derived, not listed: a setting nobody has written yet moves the key too."""
+    from unlearn.stages.memorize import key_material, memorize_key
+
+    def key(extra):
+        cfg = compose(TINY + [f"paths.cache_dir={tmp_path}"] + extra)
+        return memorize_key(key_material(cfg, splits, tmp_path), cfg.memorize, cfg.trainer, {})
+
+    assert key([override]) != key([])
+
+
+def test_display_settings_do_not_move_the_target_key(splits, tmp_path):
+    from unlearn.stages.memorize import key_material, memorize_key
+
+    def key(extra):
+        cfg = compose(TINY + [f"paths.cache_dir={tmp_path}"] + extra)
+        return memorize_key(key_material(cfg, splits, tmp_path), cfg.memorize, cfg.trainer, {})
+
+    assert key(["trainer.progress_bar=true", "trainer.resume_every_s=60"]) == key([])
+
+
+@contextlib.contextmanager
+def edited_code(subpackage: str):
+    """A real edit of the package's source: one more file under `subpackage`, removed afterwards."""
+    extra = PACKAGE / subpackage / "_edit_by_test_cache_identity.py"
+    extra.write_text("EDITED = True\n")
+    code_hash_module.code_hash.cache_clear()
+    try:
+        yield
+    finally:
+        extra.unlink()
+        code_hash_module.code_hash.cache_clear()
+
+
+def test_a_code_edit_makes_the_same_command_a_new_run(tmp_path):
+    """Before: after a metric edit the same command said 'already finished'."""
+    from unlearn.stages import resume
+
+    cfg = compose(TINY + [f"paths.cache_dir={tmp_path}", f"paths.output_dir={tmp_path / 'out'}"])
+    first = resume.claim(cfg, tmp_path / "first")
+    (first.run_dir / "results.json").write_text(json.dumps({"status": "complete"}))
+    resume.mark(cfg, first.run_dir, first.identity, "complete")
+    assert resume.claim(cfg, tmp_path / "again").finished is not None  # unchanged code: finished
+    with edited_code("metrics"):
+        edited = resume.claim(cfg, tmp_path / "edited")
+    assert edited.finished is None
+    assert edited.identity != first.identity
+
+
+def test_an_evaluation_store_never_resumes_records_of_other_metric_code(tmp_path):
+    from unlearn.stages.result_store import ResultStore
+
+    record = {"model": "target", "split": "forget", "metric": "MA", "value": 0.9, "n": 4, "details": {"config": {}}}
+    store = ResultStore(tmp_path, {"run_name": "x"})
+    store.add(record, {"ids": ["a"], "values": [0.9]}, {})
+    assert ResultStore(tmp_path, {"run_name": "x"}).done("target", "forget", "MA", {})
+    with edited_code("metrics"):
+        resumed = ResultStore(tmp_path, {"run_name": "x"})
+        assert not resumed.done("target", "forget", "MA", {})
+        assert resumed.records == [] and resumed.per_item == {}
+
+
+def test_the_trainer_identity_names_the_world_size():
+    from unlearn.stages.trainer import trainer_identity
+
+    cfg = OmegaConf.create({"accelerator": "cpu", "devices": 2, "strategy": "ddp", "precision": "32-true", "progress_bar": False})
+    assert trainer_identity(cfg) == {"accelerator": "cpu", "devices": 2, "strategy": "ddp", "precision": "32-true", "world_size": 2}

@@ -1,0 +1,8 @@
+"""The one way a cache key or identity is made from its material: SHA-256 of canonical JSON (sorted keys;
+anything JSON cannot hold, such as paths, by its str)."""
+import hashlib
+import json
+
+
+def key_of(material) -> str:
+    return hashlib.sha256(json.dumps(material, sort_keys=True, default=str).encode()).hexdigest()[:16]
