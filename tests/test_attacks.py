@@ -261,3 +261,14 @@ def test_durability_excess_interval_is_over_each_seeds_own_excess():
     assert row["recovered"] == pytest.approx(0.1) and row["recovered_ci95"] == pytest.approx(0.0)  # each seed: +0.1 over its own clean
     one_seed = durability_table(pd.DataFrame([r for r in rows if r["seed"] == 0])).set_index("attack").loc["int4"]
     assert one_seed["excess"] == pytest.approx(0.3) and math.isnan(one_seed["excess_ci95"])
+
+
+def test_relearning_on_part_of_a_qa_forget_set_never_trains_on_the_question():
+    from unlearn.data.collate import IGNORE, Collator, SequenceDataset
+
+    qa = random_split(n=6, length=12, prefix=5)
+    qa.label_starts = [5] * 6  # a QA record: the first 5 tokens are the question and chat template
+    train, held = split_forget(qa, 0.5, seed=0)
+    assert train.label_starts == held.label_starts == [5] * 3
+    batch = Collator(0)([SequenceDataset(train)[i] for i in range(len(train))])  # what relearned_copies trains on
+    assert (batch["labels"][:, :5] == IGNORE).all() and (batch["labels"][:, 5:] != IGNORE).all()
