@@ -238,8 +238,30 @@ def test_durability_table_pairs_each_attack_with_its_clean_baseline_and_the_orac
     assert table.loc["relearn_forget:50", "unlearned_clean"] == 0.25  # step 0 on the same held-back records
     assert table.loc["relearn_forget:50", "excess"] == pytest.approx(0.8 - 0.15)
     assert table.loc["int4", "target_attacked"] == 0.88
-    worst = worst_attack(table.reset_index())
+    worst = worst_attack(table.reset_index(), {"MA": "lower"})
     assert list(worst.worst_attack) == ["relearn_forget:50"]
+
+
+def test_durability_worst_case_follows_each_metrics_declared_direction():
+    """PrivLeak (better: zero in conf/report.yaml): INT4 leaves the unlearned model 30 points below the
+    attacked oracle (it recognizes the forget set), relearning 5 above: INT4 is the worse attack, though
+    its excess is the smaller number. MA (better: lower): the larger excess is the worse one."""
+    import pandas as pd
+
+    from unlearn.reporting.durability import durability_table, forget_directions, worst_case as worst_attack
+
+    job = {"job": "0", "method": "ga", "model_name": "m", "data": "d", "seed": 0, "knob": None, "strength": 1, "variant": ""}
+    values = {"PrivLeak": {"unlearned@int4": -30.0, "oracle@int4": 0.0, "unlearned@relearn_forget:10": 5.0,
+                           "oracle@relearn_forget:10": 0.0},
+              "MA": {"unlearned@int4": 0.3, "oracle@int4": 0.2, "unlearned@relearn_forget:10": 0.6,
+                     "oracle@relearn_forget:10": 0.2}}
+    records = pd.DataFrame([{**job, "role": role, "split": "forget", "metric": metric, "value": v}
+                            for metric, by_role in values.items() for role, v in by_role.items()])
+    directions = forget_directions(OmegaConf.load(CONF / "report.yaml").columns)
+    assert directions["PrivLeak"] == "zero" and directions["MA"] == "lower"
+    worst = worst_attack(durability_table(records), directions).set_index("metric")
+    assert worst.loc["PrivLeak", "worst_attack"] == "int4" and worst.loc["PrivLeak", "excess"] == -30.0
+    assert worst.loc["MA", "worst_attack"] == "relearn_forget:10"
 
 
 def test_durability_excess_interval_is_over_each_seeds_own_excess():
