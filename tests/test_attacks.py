@@ -294,3 +294,16 @@ def test_relearning_on_part_of_a_qa_forget_set_never_trains_on_the_question():
     assert train.label_starts == held.label_starts == [5] * 3
     batch = Collator(0)([SequenceDataset(train)[i] for i in range(len(train))])  # what relearned_copies trains on
     assert (batch["labels"][:, :5] == IGNORE).all() and (batch["labels"][:, 5:] != IGNORE).all()
+
+
+def test_attacked_records_are_keyed_by_every_file_that_builds_them():
+    """The attack identity's code hash is the project's one mechanism over ATTACKED, which reaches the
+    fine-tune's loss and trainer (relearning), the attack code and the metrics."""
+    from unlearn.attacks.battery import Battery
+    from unlearn.storage.code_hash import ATTACKED, PACKAGE, code_hash, source_files
+
+    battery = Battery(OmegaConf.create({"seed": 0, "trainer": {"precision": "32"}}), {}, None, {}, {}, None, None)
+    assert battery.identity({"name": "int4", "kind": "quantize", "bits": 4}, "int4")["code"] == code_hash(ATTACKED)
+    files = {p.relative_to(PACKAGE).as_posix() for p in source_files(ATTACKED)}
+    assert {"methods/losses.py", "stages/trainer.py", "methods/finetune.py", "attacks/quantize.py", "attacks/battery.py",
+            "metrics/privacy.py", "stages/evaluate.py"} <= files

@@ -19,11 +19,12 @@ from statistics import mean
 from omegaconf import OmegaConf
 
 from unlearn.attacks import perturb as perturbation, quantize as quantization, relearn as relearning
-from unlearn.attacks.specs import LEAK_METRICS, code_hash, resolve_all
+from unlearn.attacks.specs import LEAK_METRICS, resolve_all
 from unlearn.errors import require
 from unlearn.metrics import EvalContext, check_params
 from unlearn.stages.evaluate import entry_params, evaluate, metric_label
 from unlearn.stages.reference_cache import FIXED_ROLES
+from unlearn.storage.code_hash import ATTACKED, code_hash
 
 KINDS = {"quantize": quantization.validate, "relearn": relearning.validate, "perturb": perturbation.validate}
 ROLES = ("target", "unlearned", "oracle")
@@ -71,7 +72,7 @@ class Battery:
     def identity(self, spec: dict, variant: str, **extra) -> dict:
         params = {k: v for k, v in spec.items() if k not in NOT_PARAMS}
         return {"name": spec["name"], "kind": spec["kind"], "variant": variant, "params": params, "seed": self.cfg.seed,
-                "precision": str(self.cfg.trainer.precision), "code": code_hash(), **extra}
+                "precision": str(self.cfg.trainer.precision), "code": code_hash(ATTACKED), **extra}
 
     def cache_for(self, role: str, identity: dict):
         if self.reference_cache is None or role not in FIXED_ROLES:
