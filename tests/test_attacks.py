@@ -111,17 +111,20 @@ def test_forget_split_for_relearning_is_disjoint_and_keeps_ids():
     assert split_forget(forget, 0.5, seed=3)[1].record_ids == held.record_ids  # seeded
 
 
-@pytest.mark.parametrize("variant", ["shift_2", "shift_-2", "truncate_2", "replace_2"])
+@pytest.mark.parametrize("variant", ["shift_-2", "shift_-9", "truncate_2", "replace_2"])
 def test_prompt_variants_keep_ids_and_change_only_the_prompt(variant):
+    """Every variant is scored on exactly the clean continuation: a longer text to reproduce (the old
+    shift_-k) raised EM_len by k for every model, which the worst case read as recovered knowledge."""
     split = random_split(n=5, length=12, prefix=5)
     out = token_variant(split, variant, vocab_size=97, seed=0, special_ids=[0, 1, 2])
     assert out.record_ids == split.record_ids
     for ids, p, new, q in zip(split.input_ids, split.prefix_lens, out.input_ids, out.prefix_lens):
         assert 1 <= q < len(new)
-        if variant == "shift_2":  # window moved right: the next 2 tokens join the prompt
-            assert new == ids[2:] and q == p
-        elif variant == "shift_-2":
-            assert new == ids and q == p - 2
+        assert new[q:] == ids[p:], f"{variant} changed the text to reproduce"
+        if variant == "shift_-2":  # the prompt ends 2 tokens early; those 2 are cut out, not scored
+            assert new == ids[:p - 2] + ids[p:] and q == p - 2
+        elif variant == "shift_-9":  # more than the prompt: one prompt token is kept
+            assert new == ids[:1] + ids[p:] and q == 1
         elif variant == "truncate_2":
             assert new == ids[2:] and q == p - 2
         else:
@@ -169,6 +172,7 @@ def test_every_attack_file_resolves_and_validates(name):
     ("[{name:relearn_forget,fraction:1.0}]", "fraction=1.0"),
     ("[{name:int4,group:64}]", "has no key"),
     ("[{name:perturb,variants:[twist_2]}]", "variant 'twist_2' is unknown"),
+    ("[{name:perturb,variants:[shift_2]}]", "shift_2 would put part of the text to reproduce into the prompt"),
 ])
 def test_bad_attack_configs_fail_before_any_model_loads(attacks, message):
     from unlearn.workflows.run_pipeline import validate_config
