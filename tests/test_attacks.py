@@ -111,17 +111,20 @@ def test_forget_split_for_relearning_is_disjoint_and_keeps_ids():
     assert split_forget(forget, 0.5, seed=3)[1].record_ids == held.record_ids  # seeded
 
 
-@pytest.mark.parametrize("variant", ["shift_2", "shift_-2", "truncate_2", "replace_2"])
+@pytest.mark.parametrize("variant", ["shift_-2", "shift_-9", "truncate_2", "replace_2"])
 def test_prompt_variants_keep_ids_and_change_only_the_prompt(variant):
+    """Every variant is scored on exactly the clean continuation: a longer text to reproduce (the old
+    shift_-k) raised EM_len by k for every model, which the worst case read as recovered knowledge."""
     split = random_split(n=5, length=12, prefix=5)
     out = token_variant(split, variant, vocab_size=97, seed=0, special_ids=[0, 1, 2])
     assert out.record_ids == split.record_ids
     for ids, p, new, q in zip(split.input_ids, split.prefix_lens, out.input_ids, out.prefix_lens):
         assert 1 <= q < len(new)
-        if variant == "shift_2":  # window moved right: the next 2 tokens join the prompt
-            assert new == ids[2:] and q == p
-        elif variant == "shift_-2":
-            assert new == ids and q == p - 2
+        assert new[q:] == ids[p:], f"{variant} changed the text to reproduce"
+        if variant == "shift_-2":  # the prompt ends 2 tokens early; those 2 are cut out, not scored
+            assert new == ids[:p - 2] + ids[p:] and q == p - 2
+        elif variant == "shift_-9":  # more than the prompt: one prompt token is kept
+            assert new == ids[:1] + ids[p:] and q == 1
         elif variant == "truncate_2":
             assert new == ids[2:] and q == p - 2
         else:
@@ -169,6 +172,7 @@ def test_every_attack_file_resolves_and_validates(name):
     ("[{name:relearn_forget,fraction:1.0}]", "fraction=1.0"),
     ("[{name:int4,group:64}]", "has no key"),
     ("[{name:perturb,variants:[twist_2]}]", "variant 'twist_2' is unknown"),
+    ("[{name:perturb,variants:[shift_2]}]", "shift_2 would put part of the text to reproduce into the prompt"),
 ])
 def test_bad_attack_configs_fail_before_any_model_loads(attacks, message):
     from unlearn.workflows.run_pipeline import validate_config
@@ -238,8 +242,30 @@ def test_durability_table_pairs_each_attack_with_its_clean_baseline_and_the_orac
     assert table.loc["relearn_forget:50", "unlearned_clean"] == 0.25  # step 0 on the same held-back records
     assert table.loc["relearn_forget:50", "excess"] == pytest.approx(0.8 - 0.15)
     assert table.loc["int4", "target_attacked"] == 0.88
-    worst = worst_attack(table.reset_index())
+    worst = worst_attack(table.reset_index(), {"MA": "lower"})
     assert list(worst.worst_attack) == ["relearn_forget:50"]
+
+
+def test_durability_worst_case_follows_each_metrics_declared_direction():
+    """PrivLeak (better: zero in conf/report.yaml): INT4 leaves the unlearned model 30 points below the
+    attacked oracle (it recognizes the forget set), relearning 5 above: INT4 is the worse attack, though
+    its excess is the smaller number. MA (better: lower): the larger excess is the worse one."""
+    import pandas as pd
+
+    from unlearn.reporting.durability import durability_table, forget_directions, worst_case as worst_attack
+
+    job = {"job": "0", "method": "ga", "model_name": "m", "data": "d", "seed": 0, "knob": None, "strength": 1, "variant": ""}
+    values = {"PrivLeak": {"unlearned@int4": -30.0, "oracle@int4": 0.0, "unlearned@relearn_forget:10": 5.0,
+                           "oracle@relearn_forget:10": 0.0},
+              "MA": {"unlearned@int4": 0.3, "oracle@int4": 0.2, "unlearned@relearn_forget:10": 0.6,
+                     "oracle@relearn_forget:10": 0.2}}
+    records = pd.DataFrame([{**job, "role": role, "split": "forget", "metric": metric, "value": v}
+                            for metric, by_role in values.items() for role, v in by_role.items()])
+    directions = forget_directions(OmegaConf.load(CONF / "report.yaml").columns)
+    assert directions["PrivLeak"] == "zero" and directions["MA"] == "lower"
+    worst = worst_attack(durability_table(records), directions).set_index("metric")
+    assert worst.loc["PrivLeak", "worst_attack"] == "int4" and worst.loc["PrivLeak", "excess"] == -30.0
+    assert worst.loc["MA", "worst_attack"] == "relearn_forget:10"
 
 
 def test_durability_excess_interval_is_over_each_seeds_own_excess():
@@ -261,3 +287,27 @@ def test_durability_excess_interval_is_over_each_seeds_own_excess():
     assert row["recovered"] == pytest.approx(0.1) and row["recovered_ci95"] == pytest.approx(0.0)  # each seed: +0.1 over its own clean
     one_seed = durability_table(pd.DataFrame([r for r in rows if r["seed"] == 0])).set_index("attack").loc["int4"]
     assert one_seed["excess"] == pytest.approx(0.3) and math.isnan(one_seed["excess_ci95"])
+
+
+def test_relearning_on_part_of_a_qa_forget_set_never_trains_on_the_question():
+    from unlearn.data.collate import IGNORE, Collator, SequenceDataset
+
+    qa = random_split(n=6, length=12, prefix=5)
+    qa.label_starts = [5] * 6  # a QA record: the first 5 tokens are the question and chat template
+    train, held = split_forget(qa, 0.5, seed=0)
+    assert train.label_starts == held.label_starts == [5] * 3
+    batch = Collator(0)([SequenceDataset(train)[i] for i in range(len(train))])  # what relearned_copies trains on
+    assert (batch["labels"][:, :5] == IGNORE).all() and (batch["labels"][:, 5:] != IGNORE).all()
+
+
+def test_attacked_records_are_keyed_by_every_file_that_builds_them():
+    """The attack identity's code hash is the project's one mechanism over ATTACKED, which reaches the
+    fine-tune's loss and trainer (relearning), the attack code and the metrics."""
+    from unlearn.attacks.battery import Battery
+    from unlearn.storage.code_hash import ATTACKED, PACKAGE, code_hash, source_files
+
+    battery = Battery(OmegaConf.create({"seed": 0, "trainer": {"precision": "32"}}), {}, None, {}, {}, None, None)
+    assert battery.identity({"name": "int4", "kind": "quantize", "bits": 4}, "int4")["code"] == code_hash(ATTACKED)
+    files = {p.relative_to(PACKAGE).as_posix() for p in source_files(ATTACKED)}
+    assert {"methods/losses.py", "stages/trainer.py", "methods/finetune.py", "attacks/quantize.py", "attacks/battery.py",
+            "metrics/privacy.py", "stages/evaluate.py"} <= files

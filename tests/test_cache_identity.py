@@ -147,3 +147,17 @@ def test_the_trainer_identity_names_the_world_size():
 
     cfg = OmegaConf.create({"accelerator": "cpu", "devices": 2, "strategy": "ddp", "precision": "32-true", "progress_bar": False})
     assert trainer_identity(cfg) == {"accelerator": "cpu", "devices": 2, "strategy": "ddp", "precision": "32-true", "world_size": 2}
+
+
+@pytest.mark.parametrize("override", ["trainer.accumulate_grad_batches=4", "trainer.gradient_clip_val=1.0", "+trainer.a_setting_added_later=1"])
+def test_every_trainer_setting_moves_the_attacked_record_key(override):
+    """Relearning fits under the run's trainer: its cached target/oracle records carried only the precision."""
+    from unlearn.attacks.battery import Battery
+    from unlearn.attacks.specs import resolve
+
+    spec = resolve("relearn_forget")
+
+    def identity(extra):
+        return Battery(compose(TINY + extra), {}, None, {}, {}, None, None).identity(spec, "relearn_forget:10")
+
+    assert identity([override]) != identity([])

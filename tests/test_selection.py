@@ -82,3 +82,25 @@ def test_emso_tradeoff_keeps_the_papers_early_stopping_for_every_method():
     for method in ("emso", "di"):
         cfg = compose(["experiment=emso_tradeoff", f"method={method}", "level=0"])
         assert cfg.method.early_stop.enabled and cfg.method.early_stop.ratio == 1.03 and cfg.method.early_stop.min_epochs == 1
+
+
+def test_rows_whose_target_never_memorized_are_never_picked(sweep):
+    """An EMSO setting right on the oracle, within the constraint, but its target never memorized the
+    forget set: nothing was erased, so the rule skips it as the ranking does."""
+    import json
+
+    from omegaconf import OmegaConf
+
+    from tests.conftest import CONF
+    from unlearn.reporting.collect import load_records
+    from unlearn.reporting.selection import select_rows
+    from unlearn.reporting.table import method_table
+
+    _job(sweep, "9_emso", "emso", "lr", 3e-3, {"MA": 0.2, "EL_3": 0.05, **OK}, holdout_ppl=30.0)
+    results = json.loads((sweep / "9_emso" / "results.json").read_text())
+    results["memorize"] = {"reached_threshold": False}
+    (sweep / "9_emso" / "results.json").write_text(json.dumps(results))
+    cfg = OmegaConf.merge(OmegaConf.load(CONF / "report.yaml"), {"select": "closest_to_oracle"})
+    rows, _ = method_table(load_records(sweep), cfg)
+    selected = select_rows(rows, cfg).set_index("method")
+    assert selected.loc["emso", "strength"] == pytest.approx(3e-4) and selected.loc["emso", "n_settings"] == 3

@@ -6,6 +6,10 @@ Records keep the evaluation's shape, with the model named `<role>@<variant>` (`u
 `oracle@relearn_forget:10`, `target@perturb`) and `details.attack` = {name, kind, variant, role, params}.
 Every role sees the identical attack (same seed, same records, same steps), so attacked-unlearned minus
 attacked-oracle separates what the unlearned model still holds from what any model learns from the attack.
+Metrics that compare with the oracle (PrivLeak, forget quality) compare with the attacked oracle on the same
+records: the oracle is attacked first, and its attacked model stays reachable while the other roles are measured.
+A relearning attack on the forget set measures only the records it held back, whatever a metric's data path:
+`EvalEnv.forget_ids` restricts metrics that read forget-set rows from data files (TOFU's `tofu_forget`).
 
 The target's and the oracle's attacked records are the same in every job on one memorized target: they go
 to the evaluation's reference cache under their attack's identity, and a later job that finds all of a
@@ -19,11 +23,14 @@ from statistics import mean
 from omegaconf import OmegaConf
 
 from unlearn.attacks import perturb as perturbation, quantize as quantization, relearn as relearning
-from unlearn.attacks.specs import LEAK_METRICS, code_hash, resolve_all
+from unlearn.attacks.specs import LEAK_METRICS, resolve_all
 from unlearn.errors import require
 from unlearn.metrics import EvalContext, check_params
+from unlearn.metrics.registry import NEEDS_ORACLE
 from unlearn.stages.evaluate import entry_params, evaluate, metric_label
 from unlearn.stages.reference_cache import FIXED_ROLES
+from unlearn.stages.trainer import trainer_identity
+from unlearn.storage.code_hash import ATTACKED, code_hash
 
 KINDS = {"quantize": quantization.validate, "relearn": relearning.validate, "perturb": perturbation.validate}
 ROLES = ("target", "unlearned", "oracle")
@@ -62,6 +69,8 @@ class Battery:
     reference_cache: object = None
     records: list = field(default_factory=list)
     per_item: dict = field(default_factory=dict)
+    # The current attack's attacked oracle contexts by name (`oracle@relearn_forget:10`), with their models.
+    attacked_oracles: dict = field(default_factory=dict)
 
     def eval_cfg(self, spec):
         eval_cfg = OmegaConf.create(OmegaConf.to_container(self.cfg.eval, resolve=True))
@@ -71,17 +80,24 @@ class Battery:
     def identity(self, spec: dict, variant: str, **extra) -> dict:
         params = {k: v for k, v in spec.items() if k not in NOT_PARAMS}
         return {"name": spec["name"], "kind": spec["kind"], "variant": variant, "params": params, "seed": self.cfg.seed,
-                "precision": str(self.cfg.trainer.precision), "code": code_hash(), **extra}
+                "trainer": trainer_identity(self.cfg.trainer), "code": code_hash(ATTACKED), **extra}
 
     def cache_for(self, role: str, identity: dict):
         if self.reference_cache is None or role not in FIXED_ROLES:
             return None
         return AttackCache(self.reference_cache, role, identity)
 
-    def measure(self, role: str, model, splits: dict, eval_cfg, identity: dict, name: str):
-        """Records and per-item values of one attacked model (`model` None = all cached)."""
-        env = replace(self.env, roles=dict(self.env.roles))  # the clean models stay reachable (ctx.original)
+    def measure(self, role: str, model, splits: dict, eval_cfg, identity: dict, name: str, forget_ids=None):
+        """Records and per-item values of one attacked model (`model` None = all cached). `forget_ids`: the
+        only forget records its metrics may see (a relearning attack's held-back part)."""
+        oracle = f"oracle@{name.partition('@')[2]}"  # the oracle under the same attack variant
+        # The clean models stay reachable (ctx.original); the oracle that metrics compare with is the attacked one.
+        env = replace(self.env, roles=dict(self.env.roles), oracle_role=oracle, forget_ids=forget_ids)
         ctx = EvalContext(model, self.tokenizer, splits, self.texts, eval_cfg.batch_size, name, env)
+        if role == "oracle" and model is not None:
+            self.attacked_oracles[name] = ctx
+        elif oracle in self.attacked_oracles:
+            env.roles[oracle] = self.attacked_oracles[oracle]
         env.roles[name] = ctx
         records, items = evaluate({name: ctx}, [name], eval_cfg, reference_cache=self.cache_for(role, identity))
         public = {k: identity[k] for k in ("name", "kind", "variant", "params")} | {"role": role}
@@ -99,11 +115,19 @@ class Battery:
         cache = self.cache_for(role, identity)
         return cache is not None and cache.has_all(eval_cfg)
 
+    def skip_build(self, spec, role, identity, eval_cfg) -> bool:
+        """Whether this role's attacked model need not be built: all its records are cached, and (for the
+        oracle) no other role's metric compares with it."""
+        if not self.cached(role, identity, eval_cfg):
+            return False
+        others = [r for r in spec.get("roles") or ROLES if r in self.models and r != "oracle"]
+        return role != "oracle" or not (others and any(e.name in NEEDS_ORACLE for e in eval_cfg.metrics))
+
     # --- the three kinds ---------------------------------------------------------------------------
     def quantize(self, spec, role, model):
         eval_cfg = self.eval_cfg(spec)
         identity = self.identity(spec, spec["name"])
-        attacked = None if self.cached(role, identity, eval_cfg) else \
+        attacked = None if self.skip_build(spec, role, identity, eval_cfg) else \
             quantization.quantized_copy(model, spec["bits"], spec.get("optimizer", "rtn"), spec.get("exclude") or ())
         name = f"{role}@{spec['name']}"
         records, items = self.measure(role, attacked, self.encoded, eval_cfg, identity, name)
@@ -112,9 +136,10 @@ class Battery:
     def relearn(self, spec, role, model):
         eval_cfg = self.eval_cfg(spec)
         splits = dict(self.encoded)
+        forget_ids = None
         if spec["data"] == "forget":
             train, held = relearning.split_forget(self.encoded["forget"], spec["fraction"], self.cfg.seed)
-            splits["forget"] = held
+            splits["forget"], forget_ids = held, frozenset(held.record_ids)
             steps = spec["steps"]
         else:
             train = self.encoded[spec["data"]]
@@ -122,11 +147,11 @@ class Battery:
             steps = [s for s in spec["steps"] if s > 0]  # step 0 on the full forget set = the clean record
         where = {"trained_on": f"{spec['data']}: {list(train.record_ids)}", "measured_on": list(splits["forget"].record_ids)}
         identities = {s: self.identity(spec, f"{spec['name']}:{s}", **where) for s in steps}
-        todo = [s for s in steps if not self.cached(role, identities[s], eval_cfg)]
+        todo = [s for s in steps if not self.skip_build(spec, role, identities[s], eval_cfg)]
         copies = relearning.relearned_copies(model, self.tokenizer.pad_token_id, train, todo, spec, self.cfg.trainer, self.cfg.seed) if todo else {}
         for s in steps:
             name = f"{role}@{spec['name']}:{s}"
-            records, items = self.measure(role, copies.get(s), splits, eval_cfg, identities[s], name)
+            records, items = self.measure(role, copies.get(s), splits, eval_cfg, identities[s], name, forget_ids)
             self.keep(records, name, items)
 
     def perturb(self, spec, role, model):
@@ -210,7 +235,9 @@ def run_attacks(cfg, models: dict, tokenizer, encoded: dict, texts: dict, splits
     """(records, per_item) of every attack in `cfg.eval.attacks` on every evaluated role it names."""
     battery = Battery(cfg, models, tokenizer, encoded, texts, splits, env, reference_cache)
     for spec in resolve_all(cfg.eval):
-        for role in spec.get("roles") or ROLES:
+        battery.attacked_oracles.clear()  # the previous attack's oracle copies are no longer compared with
+        # The oracle first: the other roles' oracle-relative metrics compare with its attacked model.
+        for role in sorted(spec.get("roles") or ROLES, key=lambda r: r != "oracle"):
             if role in models:
                 print(f"[unlearn] attack {spec['name']} on {role}")
                 start = time.perf_counter()

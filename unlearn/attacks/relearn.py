@@ -49,7 +49,10 @@ def split_forget(forget: EncodedSplit, fraction: float, seed: int) -> tuple[Enco
 
 
 def _subset(split: EncodedSplit, rows: list[int]) -> EncodedSplit:
-    return EncodedSplit([split.record_ids[i] for i in rows], [split.input_ids[i] for i in rows], [split.prefix_lens[i] for i in rows])
+    """The given rows with every per-row field, `label_starts` included: without it a QA record's question and
+    chat-template tokens would become training targets, which the memorize stage never trains on."""
+    fields = {name: [values[i] for i in rows] for name, values in vars(split).items()}
+    return EncodedSplit(**fields)
 
 
 class SnapshotAt(pl.Callback):

@@ -1,7 +1,5 @@
 """`eval.attacks`: names of conf/attack/*.yaml, or {name: ..., key: value} to override a file's keys
 (`'eval.attacks=[int4,{name:relearn_forget,steps:[0,10]}]'`). Resolved and checked before any model loads."""
-import functools
-import hashlib
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
@@ -9,7 +7,6 @@ from omegaconf import DictConfig, OmegaConf
 from unlearn.errors import require
 
 CONF = Path(__file__).resolve().parents[2] / "conf" / "attack"
-PACKAGE = Path(__file__).resolve().parents[1]
 # Metrics where a higher value means more is remembered: the worst case over prompt variants is the max.
 LEAK_METRICS = ("ma", "exact_match", "el")
 
@@ -39,13 +36,3 @@ def resolve_all(eval_cfg) -> list[dict]:
     names = [s["name"] for s in specs]
     require(len(set(names)) == len(names), f"eval.attacks names an attack twice ({names}); copy the file under a new name to run two settings")
     return specs
-
-
-@functools.cache
-def code_hash() -> str:
-    """Attack code and the fine-tuning it reuses: an edited attack never reuses cached attacked records."""
-    digest = hashlib.sha256()
-    files = sorted((PACKAGE / "attacks").glob("*.py")) + [PACKAGE / "methods" / "finetune.py", PACKAGE / "methods" / "base.py"]
-    for path in files:
-        digest.update(path.name.encode() + path.read_bytes())
-    return digest.hexdigest()[:16]

@@ -25,9 +25,15 @@ def load_tofu_rows(root: str | None, split: str) -> list[dict]:
         raise UnlearnError(f"TOFU split {split!r} needs the shared data folder offline: set UNLEARN_DATA_DIR") from None
 
 
+def record_id(split: str, row: int) -> str:
+    """The id of the record made from row `row` of `split` (also the row's id in `<split>_perturbed`,
+    whose rows are the same questions in the same order)."""
+    return f"{split}-{row:04d}"
+
+
 def tofu_records(root: str | None, split: str, limit: int | None = None) -> list[Record]:
     rows = load_tofu_rows(root, split)[:limit]
-    return [Record(id=f"{split}-{i:04d}", text=row["answer"], question=row["question"]) for i, row in enumerate(rows)]
+    return [Record(id=record_id(split, i), text=row["answer"], question=row["question"]) for i, row in enumerate(rows)]
 
 
 def qa_prompt(tokenizer, question: str, use_chat_template: bool = True) -> str:

@@ -28,7 +28,10 @@ class EvalEnv:
     # "original_model" in metric parameters = the model before unlearning: the memorized target in the
     # pipeline, `original=` in `python -m unlearn.evaluate` (None there = the evaluated model itself).
     original_role: str | None = None
-    oracle_role: str = "oracle"  # the retrain oracle (TOFU forget quality)
+    oracle_role: str = "oracle"  # the retrain oracle (TOFU forget quality, PrivLeak); under an attack, the attacked one
+    # The forget records this evaluation may measure (a relearning attack's held-back part; None = all).
+    # Metrics that read forget-set rows from data files keep only these rows, or skip.
+    forget_ids: frozenset | None = None
     # stages/device.py's Placement: where auxiliary LMs (the GPT-J scorer) go; None = where they load (CPU).
     placement: object = None
 

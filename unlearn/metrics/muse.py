@@ -23,6 +23,7 @@ DEFAULTS = {"corpus": "news", "limit": None, "limits": {}, "verbmem_max_new_toke
 KNOWMEM_SPLITS = {"knowmem_forget": ("knowmem_forget", "knowmem_forget_icl"),
                   "knowmem_retain": ("knowmem_retain", "knowmem_retain_icl")}
 ANSWER_STOPS = ("\n\n", "\nQuestion", "Question:")
+FORGET_SETS = ("verbmem_forget", "knowmem_forget")  # probes of the forget corpus
 
 
 def muse_settings(ctx: EvalContext) -> dict:
@@ -37,6 +38,9 @@ def split_limit(cfg: dict, split: str) -> int | None:
 
 
 def _rows(ctx: EvalContext, name: str, limit: int | None) -> list:
+    if name in FORGET_SETS and ctx.env.forget_ids is not None:
+        raise MetricSkipped(f"{name} rows are not tied to forget records, and only {len(ctx.env.forget_ids)} of them "
+                            "may be measured here (a relearning attack trained on the others)")
     try:
         return load_muse(ctx.env.data_root, muse_settings(ctx)["corpus"], name)[:limit]
     except UnlearnError as exc:

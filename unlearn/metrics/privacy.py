@@ -142,7 +142,7 @@ def privleak_value(auc_model: float, auc_oracle: float) -> float:
     return (auc_model - auc_oracle) / auc_oracle * 100.0
 
 
-@register("privleak")
+@register("privleak", needs_oracle=True)
 def privleak(ctx: EvalContext, split: str = "forget", score: str = "min_k", k: float = 0.4,
              against: str = "holdout") -> MetricValue:
     """MUSE's PrivLeak (default attack: Min-40% Prob, MUSE's `forget_holdout_Min-40%`), relative to the

@@ -35,14 +35,18 @@ MetricFn = Callable[..., MetricValue]
 METRICS: dict[str, MetricFn] = {}
 # Eval-level settings sections a metric reads (e.g. "wikitext"): part of its resume fingerprint.
 USES: dict[str, tuple[str, ...]] = {}
+# Metrics that measure the retrain oracle too (`env.oracle_role`): an attack must build its attacked oracle for them.
+NEEDS_ORACLE: set[str] = set()
 # Checks of an eval-level settings section, run before any model is loaded: section -> fn(section dict).
 SETTINGS_CHECKS: dict[str, Callable[[dict], None]] = {}
 
 
-def register(name: str, uses: tuple[str, ...] = ()):
+def register(name: str, uses: tuple[str, ...] = (), needs_oracle: bool = False):
     def wrap(fn: MetricFn) -> MetricFn:
         METRICS[name] = fn
         USES[name] = tuple(uses)
+        if needs_oracle:
+            NEEDS_ORACLE.add(name)
         return fn
 
     return wrap

@@ -61,7 +61,7 @@ def ks_pvalue(a: list[float], b: list[float]) -> float:
     return float(ks_2samp(a, b).pvalue)
 
 
-@register("forget_quality", uses=("tofu",))
+@register("forget_quality", uses=("tofu",), needs_oracle=True)
 def forget_quality(ctx: EvalContext, split: str = "tofu_forget") -> MetricValue:
     """p-value of a two-sample KS test between this model's forget-set truth ratios and the retrain
     oracle's (the same base model trained without the forget set)."""

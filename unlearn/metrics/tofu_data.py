@@ -10,7 +10,7 @@ Ratios keep open-unlearning's 1e-10 guards, so a collapsed model gets the refere
 import math
 from dataclasses import dataclass
 
-from unlearn.data.tofu import load_tofu_rows, qa_prompt
+from unlearn.data.tofu import load_tofu_rows, qa_prompt, record_id
 from unlearn.errors import UnlearnError
 from unlearn.generation.forward import teacher_forced
 from unlearn.metrics.context import EvalContext
@@ -43,17 +43,26 @@ def file_for(split: str, cfg: dict) -> str:
 
 
 def rows(ctx: EvalContext, split: str) -> list[dict]:
+    """The set's rows; of `tofu_forget`, only those of the forget records the evaluation may measure
+    (`env.forget_ids`: a relearning attack measures the records it held back, never those it trained on)."""
     cfg = tofu_settings(ctx)
     name = file_for(split, cfg)
     limit = (cfg.get("limits") or {}).get(split, cfg["limit"])
+    only = ctx.env.forget_ids if split == "tofu_forget" else None
 
     def load():
         try:
-            return load_tofu_rows(ctx.env.data_root, name)[:limit]
+            loaded = load_tofu_rows(ctx.env.data_root, name)[:limit]
         except UnlearnError as exc:
             raise MetricSkipped(str(exc)) from None
+        if only is None:
+            return loaded
+        kept = [row for i, row in enumerate(loaded) if record_id(cfg["forget_split"], i) in only]
+        if not kept:
+            raise MetricSkipped(f"none of the {len(only)} forget records measured here is among the {len(loaded)} rows of {name}")
+        return kept
 
-    return ctx.memo(("tofu_rows", name, limit), load)
+    return ctx.memo(("tofu_rows", name, limit, only), load)
 
 
 def _prompts(ctx: EvalContext, split: str) -> list[list[int]]:

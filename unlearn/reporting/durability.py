@@ -2,7 +2,9 @@
 attacked value of the unlearned model next to the target (ceiling) and the retrain oracle (control) under
 the identical attack. `excess` = attacked unlearned − attacked oracle: what the attack brings back beyond
 what it teaches a model that never saw the forget set. Then the worst case per method and metric: the
-attack with the largest excess. `recovered` = attacked unlearned − clean unlearned: what the attack brought
+attack whose excess is worst in the metric's declared direction (conf/report.yaml `columns.better`: the
+largest excess where lower is better, the smallest where higher is, the farthest from 0 for PrivLeak's
+`zero`). `recovered` = attacked unlearned − clean unlearned: what the attack brought
 back at all. Seeds are averaged (n = jobs); each `_ci95` is the half-width of the 95% t-interval over the
 jobs' own differences (each job's unlearned model against its own clean value, or against the oracle of
 that job's seed), so the seed-to-seed spread of target and oracle is paired out rather than added in."""
@@ -68,26 +70,40 @@ def durability_table(records: pd.DataFrame) -> pd.DataFrame | None:
                                       "unlearned_attacked", "recovered", "recovered_ci95", "excess", "excess_ci95"]]
 
 
-def worst_case(table: pd.DataFrame) -> pd.DataFrame:
-    """Per method and metric: the clean value and the attack with the largest excess over the oracle."""
+def forget_directions(columns) -> dict[str, str]:
+    """metric -> its declared direction on the forget split (`better` in the report's columns)."""
+    return {c.metric: c.better for c in columns if c.split == "forget"}
+
+
+def harm(excess: float, better: str) -> float:
+    """How much worse than the oracle an excess is, for a metric whose `better` is lower / higher / zero."""
+    return {"lower": excess, "higher": -excess, "zero": abs(excess)}[better]
+
+
+def worst_case(table: pd.DataFrame, directions: dict[str, str]) -> pd.DataFrame:
+    """Per method and metric: the clean value and the attack whose excess over the oracle is worst in the
+    metric's direction (`directions`: metric -> lower / higher / zero). A metric the report's columns do not
+    declare (the attacks' own EM_len, MA_cont) counts as lower-is-better: it measures what is remembered."""
     keys = ["model_name", "data", "method", "variant", "metric"]
     usable = table[~table.attack.map(_is_baseline)].dropna(subset=["excess"])
-    idx = usable.groupby(keys, dropna=False).excess.idxmax()
+    usable = usable.assign(harm=[harm(e, directions.get(m, "lower")) for m, e in zip(usable.metric, usable.excess)])
+    idx = usable.groupby(keys, dropna=False).harm.idxmax()
     worst = usable.loc[idx, keys + ["unlearned_clean", "attack", "unlearned_attacked", "oracle_attacked", "excess", "excess_ci95"]]
     return worst.rename(columns={"attack": "worst_attack"}).reset_index(drop=True)
 
 
-def durability_section(records: pd.DataFrame, out: Path) -> list[str]:
-    """Writes durability.csv / durability_worst.csv into `out`; returns the markdown lines (none without attacks)."""
+def durability_section(records: pd.DataFrame, out: Path, columns) -> list[str]:
+    """Writes durability.csv / durability_worst.csv into `out`; returns the markdown lines (none without attacks).
+    `columns`: the report's columns, whose `better` says which way each forget-set metric is worse."""
     table = durability_table(records)
     if table is None:
         return []
-    worst = worst_case(table)
+    worst = worst_case(table, forget_directions(columns))
     table.to_csv(Path(out) / "durability.csv", index=False)
     worst.to_csv(Path(out) / "durability_worst.csv", index=False)
     shown = table[~table.attack.str.endswith(":original")].drop(columns=["model_name", "data"] + (["variant"] if not table.variant.any() else []))
     return ["", "## Durability under attack (forget set; recovered = attacked − clean unlearned; excess = attacked "
             "unlearned − attacked oracle; _ci95 = half-width of the 95% t-interval over seeds, blank for one seed)", "",
             shown.to_markdown(index=False, floatfmt=".3f"), "",
-            "### Worst case per method (the attack with the largest excess)", "",
+            "### Worst case per method (the attack with the worst excess in each metric's direction)", "",
             worst.drop(columns=["model_name", "data"] + (["variant"] if not worst.variant.any() else [])).to_markdown(index=False, floatfmt=".3f")]

@@ -12,6 +12,9 @@ conf/report.yaml) is:
    columns of |value - oracle| / |oracle| (relative, so EL_3 and MA weigh alike);
 3. a method with no eligible row is listed with `selected=False` and its closest row, so the table says
    that it could not meet the constraint, instead of silently dropping it.
+
+Rows on a target that never memorized the forget set are left out before any of this, as the ranking
+leaves them out (table.md lists those runs).
 """
 import pandas as pd
 
@@ -49,7 +52,8 @@ def select_rows(rows: pd.DataFrame, cfg) -> pd.DataFrame:
     for _, block in rows.groupby(["model_name", "data"], sort=False):
         oracle = {c: _reference(block, "oracle", c, name) for c in closeness}
         limit = constraint.max_ratio * _reference(block, "target", constraint.column, name)
-        methods = block[block.kind == "method"].copy()
+        # A row whose target never memorized the forget set had nothing to erase: never picked, as never ranked.
+        methods = block[(block.kind == "method") & ~block.not_memorized.astype(bool)].copy()
         # A zero oracle value has no relative scale: that column is measured in absolute terms.
         methods["oracle_distance"] = sum((methods[c] - oracle[c]).abs() / (abs(oracle[c]) or 1.0) for c in closeness) / len(closeness)
         methods["eligible"] = methods[constraint.column] <= limit

@@ -51,7 +51,7 @@ def write_report(root: Path, cfg) -> list[Path]:
         selected.to_csv(out / "selected.csv", index=False)
         md += ["", "## One setting per method, chosen by one rule", "", selection_markdown(selected, cfg)]
         written.append(out / "selected.csv")
-    md += durability_section(records, out)  # eval.attacks: clean vs attacked, against the oracle
+    md += durability_section(records, out, cfg.columns)  # eval.attacks: clean vs attacked, against the oracle
     unmemorized = sorted(records[~records.memorized.astype(bool)].job.unique())
     if unmemorized:
         md += ["", "## Runs whose target was not memorized (forget MA below memorize.ma_threshold; not ranked)", ""]

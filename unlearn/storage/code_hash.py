@@ -22,15 +22,23 @@ DEQUANTIZED = ("models/load.py",)                                      # the bun
 MEMSINKS_STANDARD = MODEL_LOADING + ("memsinks", "stages/trainer.py", "seeding.py")  # MemSinks' shared standard model
 MAUVE_FEATURES = ("metrics/mauve_score.py", "metrics/aux_models.py")    # reference-side MAUVE features
 PACKAGE_CODE = (".",)                                                  # a run's identity: all of the package
+# Records of an attacked target or oracle: the model it starts from, the attack (quantization, perturbed
+# prompts, relearning with the fine-tune's loss and trainer) and the metrics that measure it.
+ATTACKED = MEMORIZED + METRICS + ("attacks",)
+
+
+def source_files(paths: tuple[str, ...]) -> list[Path]:
+    """The files `paths` name (a folder: every .py below it), sorted, each once."""
+    files = set()
+    for rel in paths:
+        path = PACKAGE / rel
+        files |= set(path.rglob("*.py")) if path.is_dir() else {path}
+    return sorted(files)
 
 
 @functools.cache
 def code_hash(paths: tuple[str, ...]) -> str:
     digest = hashlib.sha256()
-    files = set()
-    for rel in paths:
-        path = PACKAGE / rel
-        files |= set(path.rglob("*.py")) if path.is_dir() else {path}
-    for path in sorted(files):
+    for path in source_files(paths):
         digest.update(path.relative_to(PACKAGE).as_posix().encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()[:16]
