@@ -77,7 +77,7 @@ def test_the_same_command_leaves_a_live_run_alone_and_takes_over_a_killed_one(tm
         beside.kill()
         beside.communicate()
         _, err = again.communicate(timeout=60)
-        sweep_out, sweep_err = sweep.communicate(timeout=60)
+        _, sweep_err = sweep.communicate(timeout=60)
 
         assert again.returncode == 2, err[-3000:]
         errors = [line for line in err.splitlines() if line.startswith("error:")]
