@@ -5,6 +5,7 @@ so the libraries are imported once."""
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -59,6 +60,9 @@ def cases(tmp):
          ["hydra_plugins.hydra_joblib_launcher"]),
         ("missing_required_value", ["data=jsonl"], "data.path has no value"),
     ]
+    if Path("/proc").is_dir():  # a folder no one can create in, even root (os.access says root may)
+        out += [("uncreatable_cache_dir", ["paths.cache_dir=/proc/unlearn-cache"], "/proc takes no new folder"),
+                ("uncreatable_output_dir", ["paths.output_dir=/proc/unlearn-out"], "cannot create the run directory")]
     if (SHARED_DATA / "lm_extraction_benchmark").is_dir():
         out.append(("token_ids_beyond_vocabulary", ["data=extraction_challenge", "data.use_source_ids=true",
                     f"paths.data_root={SHARED_DATA}",
@@ -101,13 +105,13 @@ CASE_IDS = [
     "prefix_longer_than_every_record", "duplicate_ids", "unknown_metric", "unknown_split", "unknown_model_role",
     "unwritable_output_dir", "unwritable_cache_dir", "corrupted_cached_model", "smollm2_not_installed",
     "unknown_config_option", "unknown_config_key", "launcher_plugin_missing", "missing_required_value",
-    "token_ids_beyond_vocabulary"]
+    "token_ids_beyond_vocabulary", "uncreatable_cache_dir", "uncreatable_output_dir"]
 
 
 @pytest.mark.parametrize("case", CASE_IDS)
 def test_bad_input_is_one_clear_line(outcomes, case):
     if case not in outcomes:
-        pytest.skip("needs the shared data folder (UNLEARN_DATA_DIR)")
+        pytest.skip("needs the shared data folder (UNLEARN_DATA_DIR), or /proc")
     result, message, out_dir = outcomes[case]
     stderr = result["stderr"]
     assert result["rc"] == 2, (result["rc"], stderr[-3000:])

@@ -121,10 +121,14 @@ def test_a_code_edit_makes_the_same_command_a_new_run(tmp_path):
     cfg = compose(TINY + [f"paths.cache_dir={tmp_path}", f"paths.output_dir={tmp_path / 'out'}"])
     first = resume.claim(cfg, tmp_path / "first")
     (first.run_dir / "results.json").write_text(json.dumps({"status": "complete"}))
-    resume.mark(cfg, first.run_dir, first.identity, "complete")
-    assert resume.claim(cfg, tmp_path / "again").finished is not None  # unchanged code: finished
+    first.mark(cfg, "complete")
+    first.release()
+    again = resume.claim(cfg, tmp_path / "again")
+    again.release()
+    assert again.finished is not None  # unchanged code: finished
     with edited_code("metrics"):
         edited = resume.claim(cfg, tmp_path / "edited")
+    edited.release()
     assert edited.finished is None
     assert edited.identity != first.identity
 

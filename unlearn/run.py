@@ -5,8 +5,10 @@ a non-zero exit and no partial run directory. In a sweep (`-m`) a failing job mu
 others (Hydra's basic launcher re-raises the first exception), so the job records `failed.json`
 in its own directory, keeps whatever it wrote, and returns.
 
-The same command again continues an interrupted run and skips a finished one (unlearn/stages/resume.py).
-Exit codes: 0 done (or already done), 2 bad input, 3 the method diverged (results.json marks it).
+The same command again continues an interrupted run and skips a finished one (unlearn/stages/resume.py);
+while the first is still running, the second is refused (unlearn/stages/run_lock.py).
+Exit codes: 0 done (or already done), 2 bad input or the same run already running, 3 the method diverged
+(results.json marks it).
 """
 import shutil
 import sys
@@ -23,10 +25,8 @@ def main(cfg) -> None:
     from unlearn.cli import task_started
 
     task_started()
-    from unlearn.workflows.run_pipeline import run_pipeline
     from unlearn.stages import resume
-    from unlearn.stages.divergence import RunDiverged
-    from unlearn.sweeps.jobs import end_failed_job, in_multirun, record_status, skip_reason
+    from unlearn.sweeps.jobs import record_status, skip_reason
 
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
@@ -37,10 +37,24 @@ def main(cfg) -> None:
         return
     try:
         claim = resume.claim(cfg, run_dir)
+    except resume.RunInProgress as err:
+        refuse(err, run_dir, overrides)
+        return
     except UnlearnError as err:
         shutil.rmtree(run_dir, ignore_errors=True)
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
+    try:
+        run_claimed(cfg, claim, run_dir, hydra_cfg, overrides)
+    finally:  # the next identical command may start once this one has ended, however it ended
+        claim.release()
+
+
+def run_claimed(cfg, claim, run_dir: Path, hydra_cfg, overrides) -> None:
+    from unlearn.workflows.run_pipeline import run_pipeline
+    from unlearn.stages.divergence import RunDiverged
+    from unlearn.sweeps.jobs import end_failed_job, in_multirun, record_status
+
     if claim.finished:  # the same configuration already ran to the end: nothing to redo
         finished = claim.finished
         line = f"already finished ({finished['status']}): {finished['run_dir']}/results.json; resume=false runs it again"
@@ -54,14 +68,35 @@ def main(cfg) -> None:
     run_dir = claim.run_dir
     try:
         run_pipeline(cfg, run_dir)
-        resume.mark(cfg, run_dir, claim.identity, "complete")
+        claim.mark(cfg, "complete")
     except RunDiverged as err:  # results.json is written and says `diverged`: kept, and a sweep goes on
-        resume.mark(cfg, run_dir, claim.identity, "diverged")
+        claim.mark(cfg, "diverged")
         print(f"diverged: {err}", file=sys.stderr)
         if not in_multirun():
             sys.exit(3)
     except Exception as err:
-        end_failed_job(err, run_dir, hydra_cfg, overrides, forget=lambda: resume.forget(cfg, claim.identity))
+        end_failed_job(err, run_dir, hydra_cfg, overrides, forget=lambda: claim.forget(cfg))
+
+
+def refuse(err, run_dir: Path, overrides) -> None:
+    """The same configuration is running now: say where, touch nothing of it, and leave no run dir of our own;
+    in a sweep the job is skipped and the sweep goes on. Two commands started in the same second get the same
+    Hydra run dir: that one is the live run's, so it stays."""
+    from unlearn.stages.resume import MARKER
+    from unlearn.sweeps.jobs import in_multirun, record_status
+
+    live = err.owner.get("run_dir")
+    ours = not (run_dir / MARKER).exists() and (live is None or Path(live).resolve() != run_dir.resolve())
+    if in_multirun():
+        if ours:
+            record_status(run_dir, "skipped", overrides, reason=str(err))
+        print(f"skipped: {err}", file=sys.stderr)
+        return
+    if ours:
+        shutil.rmtree(run_dir, ignore_errors=True)
+    print(f"error: {err}", file=sys.stderr)
+    sys.exit(2)
+
 
 if __name__ == "__main__":
     from unlearn.cli import run

@@ -38,12 +38,14 @@ from unlearn.storage.results import markdown_table, write_json
 from unlearn.seeding import seed_everything
 from unlearn.stages.evaluate import build_contexts, evaluate
 from unlearn.stages.trainer import build_trainer, trainer_identity
+from unlearn.workflows.input_checks import validate_paths
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
 
 
 def validate(cfg) -> None:
     """Everything checkable before data or models load."""
+    validate_paths(cfg)
     p = cfg.paradigm
     require(p.name in PARADIGMS, f"paradigm={p.name!r} is unknown; use one of {PARADIGMS}")
     if p.name == "memsinks":

@@ -7,6 +7,9 @@ finished. A re-run of an unfinished one moves the previous directory's state (th
 the per-metric evaluation store) into the new directory and continues; the memorize stage needs nothing
 here, its checkpoints live beside the cached target they build. `resume=<run dir>` names the directory
 to continue explicitly; `resume=false` always starts afresh.
+
+Two runs of the same configuration at once: the first holds the configuration's lock for its whole life, and
+a second one is refused without touching it (run_lock.py); `resume=false` beside a live run is not indexed.
 """
 import json
 import shutil
@@ -15,8 +18,9 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from unlearn.errors import require
+from unlearn.errors import UnlearnError, require
 from unlearn.models.identity import model_content
+from unlearn.stages.run_lock import RunInProgress, RunLock, acquire
 from unlearn.storage.code_hash import PACKAGE_CODE, code_hash
 from unlearn.storage.keys import key_of
 from unlearn.storage.results import write_json
@@ -32,15 +36,20 @@ def run_identity(cfg) -> str:
     """The resolved configuration, the model's content and the code: after an edit to any of the package's
     code the same command is a new run, neither "already finished" nor resumed from the old code's state."""
     material = OmegaConf.to_container(cfg, resolve=True)
-    material.pop("resume", None)
+    for key in ("resume", "resume_wait"):  # how to find the run, not what it computes
+        material.pop(key, None)
     material["code"] = code_hash(PACKAGE_CODE)
     if OmegaConf.select(cfg, "model.source") is not None:
         material["model_content"] = model_content(cfg.model, Path(cfg.paths.cache_dir).expanduser())
     return key_of(material)
 
 
+def _runs(cfg) -> Path:
+    return Path(cfg.paths.output_dir) / ".runs"
+
+
 def _index(cfg, identity: str) -> Path:
-    return Path(cfg.paths.output_dir) / ".runs" / f"{identity}.json"
+    return _runs(cfg) / f"{identity}.json"
 
 
 def _read(path: Path) -> dict | None:
@@ -56,11 +65,31 @@ class Claim:
     identity: str
     finished: dict | None = None      # {"run_dir", "status"} of a finished run with this configuration
     resumed_from: Path | None = None  # the unfinished run dir whose state was taken over
+    lock: RunLock | None = None       # held until release(); None in a DDP worker rank or beside a live run
+    indexed: bool = True              # False beside a live run: the index keeps naming the live one
+
+    def mark(self, cfg, status: str) -> None:
+        mark(cfg, self.run_dir, self.identity, status, index=self.indexed)
+
+    def forget(self, cfg) -> None:
+        """A run that failed on bad input leaves nothing behind: no index entry, no lock file."""
+        if self.indexed:
+            forget(cfg, self.identity)
+        if self.lock is not None:
+            self.lock.release(discard=True)
+
+    def release(self) -> None:
+        if self.lock is not None:
+            self.lock.release()
+
+
+def _fresh_only(cfg) -> bool:
+    return cfg.get("resume", "auto") in (False, "false", "never")
 
 
 def _previous(cfg, identity: str) -> Path | None:
     mode = cfg.get("resume", "auto")
-    if mode in (False, "false", "never"):
+    if _fresh_only(cfg):
         return None
     if mode in (None, True, "auto", "true"):
         entry = _read(_index(cfg, identity))
@@ -78,9 +107,29 @@ def _previous(cfg, identity: str) -> Path | None:
 
 
 def claim(cfg, fresh_dir: Path) -> Claim:
-    """Decide where this run goes: the finished run it repeats, or `fresh_dir` with any unfinished state moved in."""
+    """Decide where this run goes: the finished run it repeats, or `fresh_dir` with any unfinished state moved in.
+    Takes the configuration's lock first (RunInProgress if the same configuration is running now); the caller
+    releases it when the run ends (`Claim.release`)."""
     fresh_dir = Path(fresh_dir)
     identity = run_identity(cfg)
+    try:
+        lock = acquire(_runs(cfg), identity, fresh_dir, 0 if _fresh_only(cfg) else cfg.get("resume_wait") or 0)
+        indexed = True
+    except RunInProgress:
+        if not _fresh_only(cfg):
+            raise
+        lock, indexed = None, False  # resume=false beside the live run: it reads and moves nothing
+    try:
+        taken = _take(cfg, fresh_dir, identity, indexed)
+    except BaseException as err:
+        if lock is not None:  # a refused resume=<dir> leaves no lock file behind either
+            lock.release(discard=isinstance(err, UnlearnError))
+        raise
+    taken.lock, taken.indexed = lock, indexed
+    return taken
+
+
+def _take(cfg, fresh_dir: Path, identity: str, indexed: bool) -> Claim:
     previous = _previous(cfg, identity)
     if previous is not None:
         marker = _read(previous / MARKER) or {}
@@ -102,13 +151,15 @@ def claim(cfg, fresh_dir: Path) -> Claim:
         resumed_from = previous
     elif previous is not None:
         resumed_from = previous
-    mark(cfg, fresh_dir, identity, "running")
+    mark(cfg, fresh_dir, identity, "running", index=indexed)
     return Claim(fresh_dir, identity, resumed_from=resumed_from)
 
 
-def mark(cfg, run_dir: Path, identity: str, status: str) -> None:
+def mark(cfg, run_dir: Path, identity: str, status: str, index: bool = True) -> None:
     entry = {"identity": identity, "run_dir": str(Path(run_dir).resolve()), "status": status}
     write_json(Path(run_dir) / MARKER, entry)
+    if not index:  # a run beside a live one: the index keeps naming the live run
+        return
     _index(cfg, identity).parent.mkdir(parents=True, exist_ok=True)
     write_json(_index(cfg, identity), entry)
 

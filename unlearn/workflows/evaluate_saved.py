@@ -24,6 +24,7 @@ from unlearn.seeding import seed_everything
 from unlearn.stages.device import placement
 from unlearn.stages.evaluate import build_contexts, eval_settings, evaluate, validate_metrics
 from unlearn.stages.result_store import ResultStore
+from unlearn.workflows.input_checks import validate_paths
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
 RECORD_SPLITS = {"forget", "retain", "holdout"}
@@ -70,6 +71,7 @@ def _model_data(cfg, spec, model, tokenizer, needed: set[str], cache_dir: Path):
 
 
 def run_evaluation(cfg, out_dir: Path) -> dict:
+    validate_paths(cfg)
     validate_metrics(cfg.eval)
     seed_everything(cfg.seed)
     torch.set_num_threads(cfg.get("threads") or torch.get_num_threads())

@@ -3,6 +3,7 @@ input fails in seconds with one line naming the cause and the fix (the catalogue
 "Bad input"). Checks that need the tokenizer (token ids, prefix lengths) are in unlearn/data/encode.py.
 """
 import os
+import tempfile
 from collections import Counter
 from pathlib import Path
 
@@ -61,14 +62,20 @@ def validate_records(splits) -> None:
 
 
 def writable(folder, key: str, what: str) -> None:
-    """`folder` can be created and written (its nearest existing ancestor is a writable folder)."""
+    """`folder` can be created and written: a folder is made (and removed) in its nearest existing ancestor.
+    Permission bits are not enough: root passes os.access on /proc or a read-only mount, and the first
+    mkdir deep in a stage then fails with a traceback."""
     folder = Path(folder).expanduser()
     probe = folder
     while not probe.exists() and probe.parent != probe:
         probe = probe.parent
-    ok = probe.is_dir() and os.access(probe, os.W_OK | os.X_OK)
-    require(ok, f"{what} {folder} is not writable ({probe} is {'not a folder' if not probe.is_dir() else 'read-only'}); "
-                f"set {key}=<a writable folder>")
+    problem = None if probe.is_dir() else "is not a folder"
+    if problem is None:
+        try:
+            os.rmdir(tempfile.mkdtemp(prefix=".unlearn-probe-", dir=probe))
+        except OSError as err:
+            problem = f"takes no new folder: {err.strerror}"
+    require(problem is None, f"{what} {folder} is not writable ({probe} {problem}); set {key}=<a writable folder>")
 
 
 def validate_paths(cfg) -> None:
