@@ -20,10 +20,11 @@ from torch.utils.data import DataLoader
 
 from unlearn.data.encode import EncodedSplit
 from unlearn.errors import require
-from unlearn.storage.code_hash import MEMSINKS_STANDARD, code_hash
+from unlearn.storage.code_hash import MEMSINKS_STANDARD, PACKAGE_CODE, code_hash
 from unlearn.storage.keys import key_of
 from unlearn.storage.locks import build_lock
 from unlearn.tracking.loggers import build_logger, log_final, to_container
+from unlearn.tracking.run_metadata import numerics
 from unlearn.memsinks.corpus import load_corpus
 from unlearn.memsinks.data import PARADIGMS, check_budget, training_documents
 from unlearn.memsinks.hashing import document_id
@@ -195,7 +196,7 @@ def posthoc(job: Job, standard, run_dir: Path, logger) -> list[tuple[str, object
 def write_results(run_dir: Path, cfg, method: str, records: list[dict], extra: dict, logger) -> dict:
     run_dir.mkdir(parents=True, exist_ok=True)
     results = {"run_name": cfg.run_name, "method": method, "model": cfg.model.name, "data": cfg.corpus.name,
-               "seed": cfg.seed, "strength": None, **extra, "records": records}
+               "seed": cfg.seed, "strength": None, **extra, "numerics": numerics(), "code": code_hash(PACKAGE_CODE), "records": records}
     write_json(run_dir / "results.json", results)
     (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
     table = markdown_table(records, ["target", "unlearned"])
