@@ -1,4 +1,4 @@
-"""The bad-input catalogue (README.md, "Bad input"): each case ends in one `error:` line naming the cause and
+"""The bad-input catalogue (docs/bad_input.md): each case ends in one `error:` line naming the cause and
 the fix, exit code 2, no traceback and nothing left in the output folder, within seconds. All cases run
 through the real entry point, in one driver process that forks a child per case (tests/bad_input_driver.py)
 so the libraries are imported once."""
