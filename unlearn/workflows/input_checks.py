@@ -1,6 +1,6 @@
 """Checks on the user's input that need no model: they run before anything is loaded or trained, so bad
-input fails in seconds with one line naming the cause and the fix (the catalogue is in README.md,
-"Bad input"). Checks that need the tokenizer (token ids, prefix lengths) are in unlearn/data/encode.py.
+input fails in seconds with one line naming the cause and the fix (the catalogue is in
+docs/bad_input.md). Checks that need the tokenizer (token ids, prefix lengths) are in unlearn/data/encode.py.
 """
 import os
 import tempfile
