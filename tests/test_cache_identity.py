@@ -4,6 +4,7 @@ Each test puts back one way a key was wrong before: a local model keyed by its f
 record ids only, trainer settings from a hand-kept list, run identities and evaluation stores without a code
 version."""
 import contextlib
+import copy
 import json
 
 import pytest
@@ -78,27 +79,42 @@ def test_edited_records_with_the_same_ids_move_the_target_key(splits, tmp_path):
     assert key_material(cfg, edited, tmp_path) != key_material(cfg, splits, tmp_path)
 
 
-@pytest.mark.parametrize("override", ["trainer.accumulate_grad_batches=4", "trainer.gradient_clip_val=1.0", "trainer.devices=2",
-                                      "trainer.precision=bf16-mixed", "+trainer.a_setting_added_later=1"])
-def test_every_trainer_setting_moves_the_target_key(splits, tmp_path, override):
-    """Derived, not listed: a setting nobody has written yet moves the key too."""
+# Each changes what a fit builds; the last is a setting nobody has written yet (derived, not listed).
+TRAINER_CHANGES = {"accumulate_grad_batches": 4, "gradient_clip_val": 1.0, "devices": 2, "precision": "bf16-mixed",
+                   "a_setting_added_later": 1}
+
+
+def _with(cfg, **trainer):
+    """`cfg` with trainer settings changed or added, as a command-line override would (one compose for all)."""
+    changed = copy.deepcopy(cfg)
+    for key, value in trainer.items():
+        OmegaConf.update(changed, f"trainer.{key}", value, force_add=True)
+    return changed
+
+
+@pytest.fixture(scope="module")
+def tiny_cfg(tmp_path_factory):
+    return compose(TINY + [f"paths.cache_dir={tmp_path_factory.mktemp('cache')}"])
+
+
+@pytest.mark.parametrize("setting", TRAINER_CHANGES)
+def test_every_trainer_setting_moves_the_target_key(splits, tiny_cfg, setting):
     from unlearn.stages.memorize import key_material, memorize_key
 
-    def key(extra):
-        cfg = compose(TINY + [f"paths.cache_dir={tmp_path}"] + extra)
-        return memorize_key(key_material(cfg, splits, tmp_path), cfg.memorize, cfg.trainer, {})
+    material = key_material(tiny_cfg, splits, tiny_cfg.paths.cache_dir)
 
-    assert key([override]) != key([])
+    def key(cfg):
+        return memorize_key(material, cfg.memorize, cfg.trainer, {})
+
+    assert key(_with(tiny_cfg, **{setting: TRAINER_CHANGES[setting]})) != key(tiny_cfg)
 
 
-def test_display_settings_do_not_move_the_target_key(splits, tmp_path):
+def test_display_settings_do_not_move_the_target_key(splits, tiny_cfg):
     from unlearn.stages.memorize import key_material, memorize_key
 
-    def key(extra):
-        cfg = compose(TINY + [f"paths.cache_dir={tmp_path}"] + extra)
-        return memorize_key(key_material(cfg, splits, tmp_path), cfg.memorize, cfg.trainer, {})
-
-    assert key(["trainer.progress_bar=true", "trainer.resume_every_s=60"]) == key([])
+    material = key_material(tiny_cfg, splits, tiny_cfg.paths.cache_dir)
+    shown = _with(tiny_cfg, progress_bar=True, resume_every_s=60)
+    assert memorize_key(material, shown.memorize, shown.trainer, {}) == memorize_key(material, tiny_cfg.memorize, tiny_cfg.trainer, {})
 
 
 @contextlib.contextmanager
@@ -153,15 +169,15 @@ def test_the_trainer_identity_names_the_world_size():
     assert trainer_identity(cfg) == {"accelerator": "cpu", "devices": 2, "strategy": "ddp", "precision": "32-true", "world_size": 2}
 
 
-@pytest.mark.parametrize("override", ["trainer.accumulate_grad_batches=4", "trainer.gradient_clip_val=1.0", "+trainer.a_setting_added_later=1"])
-def test_every_trainer_setting_moves_the_attacked_record_key(override):
+@pytest.mark.parametrize("setting", ["accumulate_grad_batches", "gradient_clip_val", "a_setting_added_later"])
+def test_every_trainer_setting_moves_the_attacked_record_key(tiny_cfg, setting):
     """Relearning fits under the run's trainer: its cached target/oracle records carried only the precision."""
     from unlearn.attacks.battery import Battery
     from unlearn.attacks.specs import resolve
 
     spec = resolve("relearn_forget")
 
-    def identity(extra):
-        return Battery(compose(TINY + extra), {}, None, {}, {}, None, None).identity(spec, "relearn_forget:10")
+    def identity(cfg):
+        return Battery(cfg, {}, None, {}, {}, None, None).identity(spec, "relearn_forget:10")
 
-    assert identity([override]) != identity([])
+    assert identity(_with(tiny_cfg, **{setting: TRAINER_CHANGES[setting]})) != identity(tiny_cfg)

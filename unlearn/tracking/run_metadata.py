@@ -52,7 +52,7 @@ def _cpu() -> dict:
 def numerics() -> dict:
     """What decides the low bits of every CPU number besides the code and the config: the CPU and its vector
     units, the kernel path torch picked for them, the math libraries and the thread counts. Two machines whose
-    `numerics` differ are not expected to agree bit for bit (README, "Reproducibility")."""
+    `numerics` differ are not expected to agree bit for bit (docs/reproducibility.md)."""
     libraries = [line.strip() for line in torch.__config__.parallel_info().splitlines() if "Library Version" in line or "MKL-DNN" in line]
     return {
         "cpu": _cpu(),
