@@ -218,3 +218,17 @@ def test_per_parameter_reductions_equal_the_per_block_ones_on_every_layout():
             for b, got in zip(blocks, batched):
                 for x, y in zip(got, block_reductions(b, gn, g_em)):
                     assert torch.allclose(x, y, rtol=1e-12, atol=1e-12), (b.name, x, y)
+
+
+def test_reselection_happens_once_per_optimizer_step_under_accumulation(tiny_setup):
+    """Issue #21: with accumulation, every micro-batch at a reselection step reselected (steps 0, 2,2, 4,4),
+    each time clearing Adam's state and changing the mask inside one accumulated gradient."""
+    module, cfg = _module(tiny_setup, batch_size=2, reselect_every="n_steps", reselect_steps=2)
+    trainer_cfg = compose(["trainer.accumulate_grad_batches=2", "trainer.progress_bar=false"]).trainer
+    build_trainer(trainer_cfg, cfg.max_epochs, None, [], False).fit(module)
+    steps = [h["step"] for h in module.history if "blocks" in h]
+    assert steps == list(range(0, module.global_step, 2)), steps
+    # One selection scores the effective batch: 2 per micro-batch x 2 accumulated (the paper's effective batch).
+    assert module.selection_batch_size() == 4
+    module.cfg.selection_batch = "per_step"
+    assert module.selection_batch_size() == 2

@@ -30,6 +30,7 @@ from unlearn.models.blocks import block_masks, count_blocks, enumerate_blocks
 SELECTIONS = ("contrastive", "magnitude", "random", "full")
 OBJECTIVES = ("em", "nll_ascent")
 RESELECT = ("epoch", "once", "n_steps")
+SELECTION_BATCHES = ("effective", "per_step")  # what one selection scores: the effective batch, or one micro-batch per process
 
 
 class EMSO(UnlearningModule):
@@ -47,6 +48,7 @@ class EMSO(UnlearningModule):
         self._frozen: dict[str, torch.Tensor] = {}  # the complement of each mask, kept to mask without allocating
         self.selected: list = []
         self._generator = torch.Generator().manual_seed(seed)
+        self._reselected_at: int | None = None  # the optimizer step of the last n_steps reselection
 
     @classmethod
     def validate_config(cls, cfg):
@@ -55,6 +57,8 @@ class EMSO(UnlearningModule):
         require(cfg.selection in SELECTIONS, f"method.selection={cfg.selection!r}; use one of {SELECTIONS}")
         require(cfg.objective in OBJECTIVES, f"method.objective={cfg.objective!r}; use one of {OBJECTIVES}")
         require(cfg.reselect_every in RESELECT, f"method.reselect_every={cfg.reselect_every!r}; use one of {RESELECT}")
+        require(cfg.get("selection_batch", "effective") in SELECTION_BATCHES,
+                f"method.selection_batch={cfg.selection_batch!r}; use one of {SELECTION_BATCHES}")
         require(cfg.get("weight_decay", 0.0) == 0.0,
                 "EMSO needs method.weight_decay=0: decay would move unselected weights, which must stay identical")
 
@@ -75,12 +79,21 @@ class EMSO(UnlearningModule):
         return loss, {"forget_nll": mean_nll(logits.detach(), batch["labels"])}
 
     # --- selection -------------------------------------------------------------------------------------
+    def selection_batch_size(self) -> int:
+        """The effective batch, per device x processes x accumulation (`method.selection_batch=effective`, the
+        paper's: 64 for 1.3B/2.7B), or one micro-batch of every process (`per_step`, this code's old choice)."""
+        if self._trainer is None:
+            return self.cfg.batch_size
+        size = self.cfg.batch_size * self.trainer.world_size
+        if self.cfg.get("selection_batch", "effective") == "effective":
+            size *= self.trainer.accumulate_grad_batches
+        return size
+
     def _selection_batch(self) -> dict:
         data = self.datasets["forget"]
         # One global batch: under DDP every rank draws the same rows (same generator) and scores the
         # same batch, so all ranks select the same blocks, the blocks a 1-process run would select.
-        world = self.trainer.world_size if self._trainer is not None else 1
-        rows = torch.randperm(len(data), generator=self._generator)[: self.cfg.batch_size * world].tolist()
+        rows = torch.randperm(len(data), generator=self._generator)[: self.selection_batch_size()].tolist()
         batch = self.collator([data[i] for i in rows])
         return {k: v.to(self.device) for k, v in batch.items()}
 
@@ -179,10 +192,12 @@ class EMSO(UnlearningModule):
     # --- resume (methods/base.py checkpoints this) ----------------------------------------------------------
     def method_state(self) -> dict:
         # The generator is drawn from at every selection: without it a resumed fit picks other blocks.
-        return {"generator": self._generator.get_state(), "selected": [b.name for b in self.selected]}
+        return {"generator": self._generator.get_state(), "selected": [b.name for b in self.selected],
+                "reselected_at": self._reselected_at}
 
     def load_method_state(self, state: dict) -> None:
         self._generator.set_state(state["generator"])
+        self._reselected_at = state.get("reselected_at")
         by_name = {b.name: b for b in self.blocks}
         self.selected = [by_name[name] for name in state["selected"]]
         self.masks = {} if self.cfg.selection == "full" or not self.selected else block_masks(self.model, self.selected)
@@ -198,9 +213,14 @@ class EMSO(UnlearningModule):
             self.select()
 
     def on_train_batch_start(self, batch, batch_idx):
+        # Once per optimizer step: under gradient accumulation this hook runs for every micro-batch of a
+        # step while global_step stands still, and reselecting there would draw a new batch, clear Adam's
+        # state and change the mask in the middle of an accumulated gradient.
         every = self.cfg.get("reselect_steps", 0)
-        if self.cfg.reselect_every == "n_steps" and every and self.global_step > 0 and self.global_step % every == 0:
+        step = self.global_step
+        if self.cfg.reselect_every == "n_steps" and every and step > 0 and step % every == 0 and step != self._reselected_at:
             self.select()
+            self._reselected_at = step
 
     def on_after_backward(self):
         # Runs after DDP's all-reduce: every rank masks the same averaged gradient the same way.
