@@ -15,7 +15,6 @@ The target's and the oracle's attacked records are the same in every job on one 
 to the evaluation's reference cache under their attack's identity, and a later job that finds all of a
 role's records there does not build that attacked model at all.
 """
-import copy
 import time
 from dataclasses import dataclass, field, replace
 from statistics import mean

@@ -196,7 +196,9 @@ def posthoc(job: Job, standard, run_dir: Path, logger) -> list[tuple[str, object
 def write_results(run_dir: Path, cfg, method: str, records: list[dict], extra: dict, logger) -> dict:
     run_dir.mkdir(parents=True, exist_ok=True)
     results = {"run_name": cfg.run_name, "method": method, "model": cfg.model.name, "data": cfg.corpus.name,
-               "seed": cfg.seed, "strength": None, **extra, "numerics": numerics(), "code": code_hash(PACKAGE_CODE), "records": records}
+               "seed": cfg.seed, "strength": None, **extra,
+               "run": {"numerics": numerics(), "code": code_hash(PACKAGE_CODE)},  # where the pipeline's results.json keeps them
+               "records": records}
     write_json(run_dir / "results.json", results)
     (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
     table = markdown_table(records, ["target", "unlearned"])

@@ -8,6 +8,7 @@ from its config and the run's seed and data, which the keys already hold.
 from pathlib import Path
 
 from unlearn.storage.fingerprint import content_digest
+from unlearn.storage.keys import to_plain
 
 
 def _hub_snapshot(spec) -> str | None:
@@ -40,7 +41,4 @@ def model_content(spec, cache_dir) -> str | None:
 
 
 def model_identity(spec, cache_dir) -> dict:
-    from omegaconf import OmegaConf
-
-    config = OmegaConf.to_container(spec, resolve=True) if OmegaConf.is_config(spec) else dict(spec)
-    return {**config, "content": model_content(spec, cache_dir)}
+    return {**to_plain(spec), "content": model_content(spec, cache_dir)}

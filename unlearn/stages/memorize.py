@@ -15,7 +15,7 @@ from unlearn.storage.code_hash import MEMORIZED, code_hash
 from unlearn.data.collate import Collator, SequenceDataset
 from unlearn.data.encode import EncodedSplit
 from unlearn.errors import UnlearnError
-from unlearn.storage.keys import key_of
+from unlearn.storage.keys import key_of, to_plain
 from unlearn.storage.locks import build_lock
 from unlearn.methods.callbacks import DivergenceGuard, MemorizationTarget, StepLimit
 from unlearn.methods.finetune import FineTune
@@ -141,12 +141,6 @@ def mark_target(table: str, card: dict) -> str:
                                f"{card['ma_threshold']}{why}. Erasure numbers on it mean little.")
 
 
-def to_plain(cfg) -> dict:
-    from omegaconf import OmegaConf
-
-    return OmegaConf.to_container(cfg, resolve=True) if OmegaConf.is_config(cfg) else dict(cfg)
-
-
 def _memorize(base, tokenizer, encoded, mem_cfg, trainer_cfg, cache_dir, key_material, seed, general, key, folder):
     card_path = folder / "card.json"
     if card_path.is_file():
@@ -213,8 +207,7 @@ def memorize_forget(target, tokenizer, forget: EncodedSplit, recipe, trainer_cfg
     """θ_mem for TA and CD: the target fine-tuned `recipe.epochs` more epochs on the forget set with plain
     NLL (spec §2.5), cached next to the target it came from."""
     key = key_of({"target": target_key, "forget": forget.record_ids, "recipe": dict(recipe),
-                        "trainer": trainer_identity(memorize_trainer_cfg(recipe, trainer_cfg)), "seed": seed,
-                        "code": code_hash(MEMORIZED)})
+                  "trainer": trainer_identity(memorize_trainer_cfg(recipe, trainer_cfg)), "seed": seed, "code": code_hash(MEMORIZED)})
     folder = Path(cache_dir) / "memorized" / target_key / f"forget-finetuned-{key}"
     with build_lock(folder):
         if (folder / "card.json").is_file():  # save_model writes the card inside the atomic rename

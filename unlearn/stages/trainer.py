@@ -9,6 +9,7 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 
 from unlearn.stages.checkpoints import AtomicCheckpointIO, StopFlag, epoch_checkpoint, resume_path
 from unlearn.stages.divergence import FiniteGuard
+from unlearn.storage.keys import to_plain
 
 # Lightning's advice lines (num_workers, GPU availability) drown the table on a laptop run.
 for noisy in ("pytorch_lightning.utilities.rank_zero", "lightning.pytorch.utilities.rank_zero", "pytorch_lightning.accelerators.cuda"):
@@ -81,7 +82,7 @@ NOT_RESULT = ("checkpoint", "resume_every_s", "progress_bar")
 def world_size(cfg) -> int:
     """Processes a fit with these settings runs on (devices x nodes), as Lightning resolves `auto`/-1."""
     devices = cfg.get("devices", 1)
-    if isinstance(devices, (list, tuple)) or hasattr(devices, "__len__") and not isinstance(devices, str):
+    if not isinstance(devices, (str, int)):  # a list of device ids (list or ListConfig)
         count = len(devices)
     elif str(devices) in ("auto", "-1"):
         gpu = str(cfg.get("accelerator", "auto")) in ("auto", "gpu", "cuda") and torch.cuda.is_available()
@@ -94,7 +95,5 @@ def world_size(cfg) -> int:
 def trainer_identity(cfg) -> dict:
     """Every trainer setting that can change what a fit builds, for cache keys (memorized targets,
     attacked records): the config minus NOT_RESULT, plus the resolved world size."""
-    from omegaconf import OmegaConf
-
-    settings = OmegaConf.to_container(cfg, resolve=True) if OmegaConf.is_config(cfg) else dict(cfg)
+    settings = to_plain(cfg)
     return {**{k: v for k, v in settings.items() if k not in NOT_RESULT}, "world_size": world_size(cfg)}

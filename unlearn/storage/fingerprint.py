@@ -17,20 +17,16 @@ from pathlib import Path
 from unlearn.storage.keys import key_of
 from unlearn.storage.results import write_json
 
-CHUNK = 1 << 24
-
-
 def _file_digest(path: Path, memo_dir: Path | None) -> str:
     stat = path.stat()
     memo = None
     if memo_dir is not None:
-        tag = json.dumps([str(path.resolve()), stat.st_size, stat.st_mtime_ns, stat.st_ino])
-        memo = Path(memo_dir) / f"{hashlib.sha256(tag.encode()).hexdigest()[:24]}.json"
+        memo = Path(memo_dir) / f"{key_of([str(path.resolve()), stat.st_size, stat.st_mtime_ns, stat.st_ino])}.json"
         if memo.is_file():
             return json.loads(memo.read_text())["sha256"]
-    digest = hashlib.sha256()
+    digest = hashlib.sha256()  # hashlib.file_digest needs Python 3.11; the project supports 3.10
     with open(path, "rb") as f:
-        while chunk := f.read(CHUNK):
+        while chunk := f.read(1 << 24):
             digest.update(chunk)
     value = digest.hexdigest()
     if memo is not None:

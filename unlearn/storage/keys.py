@@ -4,5 +4,12 @@ import hashlib
 import json
 
 
+def to_plain(cfg) -> dict:
+    """A config node (or a mapping) as plain, resolved data for key material."""
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_container(cfg, resolve=True) if OmegaConf.is_config(cfg) else dict(cfg)
+
+
 def key_of(material) -> str:
     return hashlib.sha256(json.dumps(material, sort_keys=True, default=str).encode()).hexdigest()[:16]

@@ -110,5 +110,9 @@ def stage_fingerprints(models: dict, texts: dict) -> dict:
     from unlearn.storage.fingerprint import texts_digest, weights_digest
 
     out = {f"{name}_texts": texts_digest(t) for name, t in texts.items()}
-    out.update({f"{role}_weights": weights_digest(m) if m is not None else None for role, m in models.items()})
+    by_object: dict[int, str | None] = {}  # memorize=none: the target is the base model itself, hashed once
+    for role, m in models.items():
+        if m is not None and id(m) not in by_object:
+            by_object[id(m)] = weights_digest(m)
+        out[f"{role}_weights"] = by_object[id(m)] if m is not None else None
     return out
