@@ -20,6 +20,8 @@ from unlearn.data.collate import Collator, SequenceDataset  # noqa: E402
 from unlearn.data.encode import encode_split  # noqa: E402
 from unlearn.data.synthetic import synthetic_records  # noqa: E402
 from unlearn.methods import get_method  # noqa: E402
+from unlearn.methods.finetune import FineTune  # noqa: E402
+from unlearn.ranks import is_worker_rank  # noqa: E402
 from unlearn.models.tiny import build_tiny_model, train_tokenizer  # noqa: E402
 from unlearn.stages.trainer import build_trainer  # noqa: E402
 
@@ -32,15 +34,15 @@ class Recorder(pl.Callback):
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
         metrics = trainer.callback_metrics
-        retain = batch.get("retain")
+        retain = batch.get("retain")  # the main set's rows are under "forget" (the fine-tune's "train" too)
         self.steps.append({
             "epoch": trainer.current_epoch,
-            "forget": batch["forget"]["index"].tolist(),
+            "forget": next(iter(batch.values()))["index"].tolist(),
             "retain": None if retain is None else (retain["true"] if "true" in retain else retain)["index"].tolist(),
             "retain_nll": float(metrics["train/retain_nll"]) if "train/retain_nll" in metrics else None,
             "lambda": module.dual.value if hasattr(module, "dual") else None,
             "loss": float(metrics["train/loss"]),
-            "tokens": int((batch["forget"]["labels"][:, 1:] != -100).sum()),  # this rank's loss positions
+            "tokens": int((next(iter(batch.values()))["labels"][:, 1:] != -100).sum()),  # this rank's loss positions
         })
 
 
@@ -68,26 +70,36 @@ class EpochChanges(pl.Callback):
 
 def main(method: str, out_dir: Path, overrides: list[str]) -> None:
     trainer_choice = next((o for o in overrides if o.startswith("trainer=")), "trainer=ddp_cpu")
-    overrides = [o for o in overrides if not o.startswith("trainer=")]
-    tag = next((o.split("=", 1)[1] for o in overrides if o.startswith("+tag=")), method)
-    overrides = [o for o in overrides if not o.startswith("+tag=")]
-    cfg = compose([f"method={method}", trainer_choice, "method.batch_size=2", "method.max_epochs=3", "method.lr=1e-3",
-                   "method.early_stop.enabled=false", *overrides])
+    extra = {o[1:].split("=", 1)[0]: o.split("=", 1)[1] for o in overrides if o.startswith("+")}  # the worker's own options
+    overrides = [o for o in overrides if not o.startswith(("trainer=", "+"))]
+    tag = extra.get("tag", method)
+    finetune = method == "finetune"  # the memorize stage's fit (target and oracle), under the same options
+    cfg = compose(["method=ga" if finetune else f"method={method}", trainer_choice, "method.batch_size=2", "method.max_epochs=3",
+                   "method.lr=1e-3", "method.early_stop.enabled=false", *overrides])
     records = synthetic_records(N_FORGET + N_RETAIN, seed=0)
     tokenizer = train_tokenizer([r.text for r in records], 300)
     model = build_tiny_model(compose(["model=tiny-gpt-neo"]).model, len(tokenizer), seed=0).train()
-    encode = lambda recs: encode_split(recs, tokenizer, len(tokenizer), False, 4)  # noqa: E731
+    max_length = int(extra["max_length"]) if "max_length" in extra else None  # equal lengths: token means agree
+    encode = lambda recs: encode_split(recs, tokenizer, len(tokenizer), False, 4, max_length)  # noqa: E731
     datasets = {"forget": SequenceDataset(encode(records[:N_FORGET])), "retain": SequenceDataset(encode(records[N_FORGET:]))}
-    module = get_method(method)(model, cfg.method, datasets, Collator(tokenizer.pad_token_id), seed=0)
+    if finetune:
+        datasets = {"train": datasets["forget"]}
+    method_cls = FineTune if finetune else get_method(method)
+    module = method_cls(model, cfg.method, datasets, Collator(tokenizer.pad_token_id), seed=0)
     recorder, changes = Recorder(), EpochChanges()
     callbacks = [recorder] + ([changes] if method == "emso" else [])
+    if "save_weights" in extra and not (out_dir / "init_weights.pt").exists() and not is_worker_rank():
+        out_dir.mkdir(parents=True, exist_ok=True)
+        torch.save({k: v.detach().clone() for k, v in model.state_dict().items()}, out_dir / "init_weights.pt")
     trainer = build_trainer(cfg.trainer, cfg.method.max_epochs, None, callbacks)
     trainer.fit(module)
     out_dir.mkdir(parents=True, exist_ok=True)
     result = {"rank": trainer.global_rank, "world_size": trainer.world_size, "steps": recorder.steps,
-              "torch_threads": torch.get_num_threads(), "epochs": changes.epochs,
+              "torch_threads": torch.get_num_threads(), "epochs": changes.epochs, "global_step": trainer.global_step,
               "weights_sum": float(sum(p.detach().double().sum() for p in module.model.parameters()))}
     (out_dir / f"{tag}_rank{trainer.global_rank}.json").write_text(json.dumps(result))
+    if "save_weights" in extra and trainer.global_rank == 0:
+        torch.save({k: v.detach().clone() for k, v in module.model.state_dict().items()}, out_dir / f"{tag}_weights.pt")
 
 
 if __name__ == "__main__":

@@ -35,19 +35,52 @@ def main(cfg) -> None:
         record_status(run_dir, "skipped", overrides, reason=reason)
         print(f"skipped: {reason}", file=sys.stderr)
         return
-    try:
-        claim = resume.claim(cfg, run_dir)
-    except resume.RunInProgress as err:
-        refuse(err, run_dir, overrides)
-        return
+    from unlearn import ranks
+    from unlearn.sweeps.jobs import in_multirun
+
+    try:  # a multi-process trainer starts its other processes now; they wait for rank 0's claim
+        ranks.launch(cfg.trainer, multirun=in_multirun())
     except UnlearnError as err:
         shutil.rmtree(run_dir, ignore_errors=True)
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
+    if ranks.is_worker_rank():
+        return run_worker(cfg)
+    try:
+        claim = resume.claim(cfg, run_dir)
+    except resume.RunInProgress as err:
+        ranks.broadcast(None)
+        refuse(err, run_dir, overrides)
+        return
+    except UnlearnError as err:
+        ranks.broadcast(None)
+        shutil.rmtree(run_dir, ignore_errors=True)
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+    ranks.broadcast(None if claim.finished else str(claim.run_dir))
     try:
         run_claimed(cfg, claim, run_dir, hydra_cfg, overrides)
     finally:  # the next identical command may start once this one has ended, however it ended
         claim.release()
+
+
+def run_worker(cfg) -> None:
+    """A rank other than 0: rank 0 holds the run's claim and writes everything; this process joins the fits and
+    its share of the evaluation (unlearn/ranks.py), in rank 0's run directory, and writes nothing."""
+    from unlearn import ranks
+    from unlearn.stages.divergence import RunDiverged
+    from unlearn.workflows.run_pipeline import run_pipeline
+
+    run_dir = ranks.broadcast(None)
+    if run_dir is None:  # rank 0 found nothing to run (finished, refused, bad input)
+        return
+    try:
+        run_pipeline(cfg, Path(run_dir))
+    except RunDiverged:
+        pass
+    except Exception as err:  # rank 0 reports the run's error; a rank's own failure is worth a line
+        print(f"rank {ranks.rank()}: {type(err).__name__}: {err}", file=sys.stderr)
+        sys.exit(1)
 
 
 def run_claimed(cfg, claim, run_dir: Path, hydra_cfg, overrides) -> None:
@@ -75,6 +108,9 @@ def run_claimed(cfg, claim, run_dir: Path, hydra_cfg, overrides) -> None:
         if not in_multirun():
             sys.exit(3)
     except Exception as err:
+        from unlearn import ranks
+
+        ranks.stop_others()  # outside a fit nothing else would stop them: they would wait out the timeout
         end_failed_job(err, run_dir, hydra_cfg, overrides, forget=lambda: claim.forget(cfg))
 
 

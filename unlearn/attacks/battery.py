@@ -28,7 +28,7 @@ from unlearn.metrics import EvalContext, check_params
 from unlearn.metrics.registry import NEEDS_ORACLE
 from unlearn.stages.evaluate import entry_params, evaluate, metric_label
 from unlearn.stages.reference_cache import FIXED_ROLES
-from unlearn.stages.trainer import trainer_identity
+from unlearn.stages.trainer import single_device, trainer_identity
 from unlearn.storage.code_hash import ATTACKED, code_hash
 
 KINDS = {"quantize": quantization.validate, "relearn": relearning.validate, "perturb": perturbation.validate}
@@ -79,7 +79,7 @@ class Battery:
     def identity(self, spec: dict, variant: str, **extra) -> dict:
         params = {k: v for k, v in spec.items() if k not in NOT_PARAMS}
         return {"name": spec["name"], "kind": spec["kind"], "variant": variant, "params": params, "seed": self.cfg.seed,
-                "trainer": trainer_identity(self.cfg.trainer), "code": code_hash(ATTACKED), **extra}
+                "trainer": trainer_identity(single_device(self.cfg.trainer)), "code": code_hash(ATTACKED), **extra}
 
     def cache_for(self, role: str, identity: dict):
         if self.reference_cache is None or role not in FIXED_ROLES:
@@ -147,7 +147,7 @@ class Battery:
         where = {"trained_on": f"{spec['data']}: {list(train.record_ids)}", "measured_on": list(splits["forget"].record_ids)}
         identities = {s: self.identity(spec, f"{spec['name']}:{s}", **where) for s in steps}
         todo = [s for s in steps if not self.skip_build(spec, role, identities[s], eval_cfg)]
-        copies = relearning.relearned_copies(model, self.tokenizer.pad_token_id, train, todo, spec, self.cfg.trainer, self.cfg.seed) if todo else {}
+        copies = relearning.relearned_copies(model, self.tokenizer.pad_token_id, train, todo, spec, single_device(self.cfg.trainer), self.cfg.seed) if todo else {}
         for s in steps:
             name = f"{role}@{spec['name']}:{s}"
             records, items = self.measure(role, copies.get(s), splits, eval_cfg, identities[s], name, forget_ids)

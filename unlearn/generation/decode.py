@@ -12,6 +12,7 @@ import logging
 import torch
 from transformers.cache_utils import DynamicCache
 
+from unlearn.ranks import on_main, shard_map
 from unlearn.generation.static_cache import decode_mode, filled, set_decode_mode, static_cache, step_function
 
 logger = logging.getLogger(__name__)
@@ -182,22 +183,21 @@ def decode(
         max_new_tokens = [max_new_tokens] * len(prompts)
     order = sorted(range(len(prompts)), key=lambda i: (max_new_tokens[i], len(prompts[i])))
     generator = torch.Generator(device=_device(model)).manual_seed(seed) if sampling else None
-    results: list[list[int] | None] = [None] * len(prompts)
+
+    def one_batch(chunk):
+        todo = [i for i in chunk if max_new_tokens[i] > 0]
+        outs = _decode_batch(model, [prompts[i] for i in todo], [max_new_tokens[i] for i in todo], pad_id, sampling, generator,
+                             eos_id) if todo else []
+        return {**{i: [] for i in chunk}, **dict(zip(todo, outs))}
+
+    chunks = [order[start:start + batch_size] for start in range(0, len(order), batch_size)]
     was_training = model.training
     model.eval()
     try:
-        for start in range(0, len(order), batch_size):
-            chunk = order[start:start + batch_size]
-            todo = [i for i in chunk if max_new_tokens[i] > 0]
-            for i in chunk:
-                if max_new_tokens[i] <= 0:
-                    results[i] = []
-            if todo:
-                outs = _decode_batch(
-                    model, [prompts[i] for i in todo], [max_new_tokens[i] for i in todo], pad_id, sampling, generator, eos_id
-                )
-                for i, o in zip(todo, outs):
-                    results[i] = o
+        # Greedy batches are independent: under several processes each takes a share. Sampling draws one random
+        # stream across the batches, so splitting them would change the samples: rank 0 draws them all.
+        parts = shard_map(one_batch, chunks) if sampling is None else on_main(lambda: [one_batch(c) for c in chunks])
     finally:
         model.train(was_training)
-    return results  # type: ignore[return-value]
+    results = {i: out for part in parts for i, out in part.items()}
+    return [results[i] for i in range(len(prompts))]

@@ -17,6 +17,7 @@ import torch
 
 from unlearn.data.collate import pad_right
 from unlearn.generation.decode import _device, _last_logits_only, decode, layer_tensors, run_steps
+from unlearn.ranks import shard_map
 
 
 def _branch_layers(layers, rows: torch.Tensor, prefix: torch.Tensor) -> tuple[list, torch.Tensor]:
@@ -43,33 +44,35 @@ def decode_branches(model, seqs: list[list[int]], branches: list[tuple[int, int]
     for s, j in branches:
         by_seq.setdefault(s, []).append(j)
     order = sorted(by_seq)
-    out: dict[tuple[int, int], list[int]] = {}
     device = _device(model)
     extra = _last_logits_only(model)
+
+    def one_chunk(chunk) -> dict[tuple[int, int], list[int]]:
+        ids, mask = pad_right([seqs[s] for s in chunk], pad_id)
+        ids, mask = ids.to(device), mask.to(device)
+        result = model(input_ids=ids, attention_mask=mask, use_cache=True)  # the teacher-forced pass
+        layers = layer_tensors(result.past_key_values, ids.shape[1])
+        todo = sorted(((len(seqs[s]) - j, row, s, j) for row, s in enumerate(chunk) for j in by_seq[s]))
+        if layers is None:  # no sliceable cache: prefill each branch instead (same outputs)
+            outs = decode(model, [seqs[s][:j] for _, _, s, j in todo], [n for n, *_ in todo], pad_id, batch_size)
+            return {(s, j): o for (_, _, s, j), o in zip(todo, outs)}
+        first = result.logits.argmax(-1)  # first[row, j-1]: the greedy token after prefix j
+        del result
+        out = {}
+        for b in range(0, len(todo), batch_size):
+            part = todo[b:b + batch_size]
+            rows = torch.tensor([r for _, r, _, _ in part], device=device)
+            prefix = torch.tensor([j for *_, j in part], device=device)
+            branch_layers, branch_mask = _branch_layers(layers, rows, prefix)
+            outs = run_steps(model, first[rows, prefix - 1], branch_layers, branch_mask, (prefix - 1)[:, None],
+                             [n for n, *_ in part], pad_id, None, None, None, extra)
+            out.update({(s, j): o for (_, _, s, j), o in zip(part, outs)})
+        return out
+
     was_training = model.training
     model.eval()
-    try:
-        for start in range(0, len(order), seq_batch_size):
-            chunk = order[start:start + seq_batch_size]
-            ids, mask = pad_right([seqs[s] for s in chunk], pad_id)
-            ids, mask = ids.to(device), mask.to(device)
-            result = model(input_ids=ids, attention_mask=mask, use_cache=True)  # the teacher-forced pass
-            layers = layer_tensors(result.past_key_values, ids.shape[1])
-            todo = sorted(((len(seqs[s]) - j, row, s, j) for row, s in enumerate(chunk) for j in by_seq[s]))
-            if layers is None:  # no sliceable cache: prefill each branch instead (same outputs)
-                outs = decode(model, [seqs[s][:j] for _, _, s, j in todo], [n for n, *_ in todo], pad_id, batch_size)
-                out.update({(s, j): o for (_, _, s, j), o in zip(todo, outs)})
-                continue
-            first = result.logits.argmax(-1)  # first[row, j-1]: the greedy token after prefix j
-            del result
-            for b in range(0, len(todo), batch_size):
-                part = todo[b:b + batch_size]
-                rows = torch.tensor([r for _, r, _, _ in part], device=device)
-                prefix = torch.tensor([j for *_, j in part], device=device)
-                branch_layers, branch_mask = _branch_layers(layers, rows, prefix)
-                outs = run_steps(model, first[rows, prefix - 1], branch_layers, branch_mask, (prefix - 1)[:, None],
-                                 [n for n, *_ in part], pad_id, None, None, None, extra)
-                out.update({(s, j): o for (_, _, s, j), o in zip(part, outs)})
+    try:  # under several processes each takes a share of the sequence chunks (unlearn/ranks.py)
+        parts = shard_map(one_chunk, [order[i:i + seq_batch_size] for i in range(0, len(order), seq_batch_size)])
     finally:
         model.train(was_training)
-    return out
+    return {branch: out for part in parts for branch, out in part.items()}

@@ -4,6 +4,7 @@ from dataclasses import dataclass
 import torch
 
 from unlearn.data.collate import pad_right
+from unlearn.ranks import shard_map
 
 
 @dataclass
@@ -19,21 +20,19 @@ def teacher_forced(model, seqs: list[list[int]], pad_id: int, batch_size: int = 
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
-    argmax, nll = [], []
-    try:
-        for start in range(0, len(seqs), batch_size):
-            chunk = seqs[start:start + batch_size]
-            ids, mask = pad_right(chunk, pad_id)
-            ids, mask = ids.to(device), mask.to(device)
-            logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
-            logp = logits.log_softmax(-1)
-            target = ids[:, 1:]
-            token_nll = -logp.gather(-1, target[..., None]).squeeze(-1)
-            best = logits.argmax(-1)
-            for row, s in enumerate(chunk):
-                n = len(s) - 1
-                argmax.append(best[row, :n].tolist())
-                nll.append(token_nll[row, :n].tolist())
+
+    def one_batch(chunk):
+        ids, mask = pad_right(chunk, pad_id)
+        ids, mask = ids.to(device), mask.to(device)
+        logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
+        logp = logits.log_softmax(-1)
+        token_nll = -logp.gather(-1, ids[:, 1:, None]).squeeze(-1)
+        best = logits.argmax(-1)
+        return [(best[row, :len(s) - 1].tolist(), token_nll[row, :len(s) - 1].tolist()) for row, s in enumerate(chunk)]
+
+    try:  # under several processes each takes a share of the batches (unlearn/ranks.py)
+        rows = [row for part in shard_map(one_batch, [seqs[i:i + batch_size] for i in range(0, len(seqs), batch_size)])
+                for row in part]
     finally:
         model.train(was_training)
-    return TeacherForced(argmax, nll)
+    return TeacherForced([a for a, _ in rows], [n for _, n in rows])

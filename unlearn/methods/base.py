@@ -12,13 +12,14 @@ import random
 import numpy as np
 import torch
 import pytorch_lightning as pl
+from lightning_fabric.utilities.distributed import DistributedSamplerWrapper
 from pytorch_lightning.utilities import CombinedLoader
 from torch.utils.data import DataLoader
 
 from unlearn.data.collate import Collator, SequenceDataset
 from unlearn.errors import require
 from unlearn.methods.method import Method
-from unlearn.methods.sampling import PairedRandomSampler
+from unlearn.methods.sampling import EpochPermutation, PairedRandomSampler
 
 
 def rng_state() -> dict:
@@ -165,19 +166,28 @@ class UnlearningModule(Method, pl.LightningModule):
         schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / warmup))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
+    def shard(self, sampler):
+        """Rank r's part of the sampler's list: positions r, r+W, r+2W, ... (unlearn/methods/sampling.py). Done here,
+        not left to Lightning, whose wrapper also reshuffles the positions (seed + epoch), so that W processes would
+        train on other batches than one process."""
+        world = self.trainer.world_size if self._trainer is not None else 1
+        if world <= 1:
+            return sampler
+        return DistributedSamplerWrapper(sampler, num_replicas=world, rank=self.global_rank, shuffle=False)
+
     def train_dataloader(self):
         main_key = self.data_keys[0]
         main = self.datasets[main_key]
         generator = torch.Generator().manual_seed(self.seed)
         self._generators = {main_key: generator}
         loaders = {
-            main_key: DataLoader(main, batch_size=self.cfg.batch_size, shuffle=True, collate_fn=self.collate_fn(main_key),
-                                 generator=generator)
+            main_key: DataLoader(main, batch_size=self.cfg.batch_size, sampler=self.shard(EpochPermutation(len(main), generator)),
+                                 collate_fn=self.collate_fn(main_key))
         }
         for offset, key in enumerate(self.data_keys[1:], start=1):
             sampler = PairedRandomSampler(len(self.datasets[key]), len(main), self.seed + offset)
             self._generators[key] = sampler.generator
-            loaders[key] = DataLoader(self.datasets[key], batch_size=self.cfg.batch_size, sampler=sampler,
+            loaders[key] = DataLoader(self.datasets[key], batch_size=self.cfg.batch_size, sampler=self.shard(sampler),
                                       collate_fn=self.collate_fn(key))
         for key, saved in self._restored_generators.items():  # a resumed fit draws the batches it would have drawn
             self._generators[key].set_state(saved)

@@ -187,7 +187,8 @@ class EMSO(UnlearningModule):
             index = {b.name: i for i, b in enumerate(self.blocks)}
             record["scores"] = [float(scores[index[b.name]]) for b in chosen]
         self.history.append(record)
-        print(f"[emso] epoch {record['epoch']}: selected {', '.join(record['blocks'])}")
+        if self.global_rank == 0:  # every rank selects the same blocks; one says so
+            print(f"[emso] epoch {record['epoch']}: selected {', '.join(record['blocks'])}")
 
     # --- resume (methods/base.py checkpoints this) ----------------------------------------------------------
     def method_state(self) -> dict:

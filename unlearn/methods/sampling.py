@@ -1,6 +1,31 @@
-"""The sampler that pairs every forget batch with a random retain batch, correctly under DDP."""
+"""Samplers whose global order is the same on any number of processes.
+
+Under DDP each rank takes positions r, r+W, r+2W, ... of its sampler's list (`UnlearningModule.shard`,
+Lightning's DistributedSamplerWrapper without its reshuffling). Every rank draws the same list (same seed), so
+the W ranks' step-s batches of size b together are positions [s·W·b, (s+1)·W·b) of it: exactly the batch one
+process draws with batch size W·b, or over `accumulate_grad_batches` micro-batches of b. That is the invariance
+tests/test_scale_invariance.py checks. (Left to Lightning, a RandomSampler is replaced by a DistributedSampler
+with its own permutation, and any other sampler's positions are reshuffled with seed + epoch: either way W
+processes would train on other batches than one.)
+"""
 import torch
 from torch.utils.data import Sampler
+
+
+class EpochPermutation(Sampler[int]):
+    """One random permutation of `size` items per epoch, the one `DataLoader(shuffle=True, generator=g)` draws.
+    Only that one: a RandomSampler that is read to its end draws a second, unused permutation, and Lightning's
+    loop never reads one-process loaders to their end while a sharding wrapper does, so the generator (and every
+    later epoch) would differ between one process and several."""
+
+    def __init__(self, size: int, generator: torch.Generator):
+        self.size, self.generator = size, generator
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __iter__(self):
+        return iter(torch.randperm(self.size, generator=self.generator).tolist())
 
 
 class PairedRandomSampler(Sampler[int]):
@@ -8,13 +33,9 @@ class PairedRandomSampler(Sampler[int]):
 
     One pass over the forget set is the epoch, so `num_samples` is the forget set's size and the retain
     loader never drives the epoch length. Every rank draws the *same* list (same seed, same number of
-    passes). Under DDP Lightning wraps this sampler in its DistributedSamplerWrapper, which gives rank r
-    positions r, r+W, r+2W, ... of that list, so the ranks draw different retain items and each rank
-    gets as many as it has forget items.
-
-    Not a RandomSampler on purpose: Lightning *replaces* a RandomSampler by a DistributedSampler over
-    the whole retain set, dropping `num_samples`; a retain set larger than the forget set then makes
-    the epoch one pass over the retain set (tests/test_ddp.py shows both).
+    passes), sharded as above: the ranks draw different retain items, each as many as it has forget items, and
+    together the retain batch one process would draw. (A DistributedSampler over the whole retain set would
+    make the epoch one pass over the retain set; tests/test_ddp.py checks that the forget set drives it.)
     """
 
     def __init__(self, size: int, num_samples: int, seed: int):

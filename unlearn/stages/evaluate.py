@@ -10,6 +10,7 @@ import time
 from omegaconf import DictConfig, OmegaConf
 from tqdm.auto import tqdm
 
+from unlearn import ranks
 from unlearn.errors import ConfigError, UnlearnError
 from unlearn.metrics import EvalContext, EvalEnv, MetricSkipped, check_params, get_metric
 from unlearn.metrics.registry import USES, check_settings
@@ -87,16 +88,20 @@ def evaluate(contexts: dict[str, EvalContext], roles: list[str], eval_cfg, store
     records, per_item = [], {}
     settings = eval_settings(eval_cfg)
     jobs = [(contexts[r], e, s) for r in roles for e in eval_cfg.metrics for s in e.splits]
-    bar = tqdm(jobs, desc="evaluate", unit="metric")
+    bar = tqdm(jobs, desc="evaluate", unit="metric", disable=not ranks.is_main())
     resumed = reused = 0
     for ctx, entry, split in bar:
         label = metric_label(entry)
         bar.set_postfix_str(f"{ctx.name}/{split}/{label}")
         config = _config(entry, settings)
-        if store is not None and store.done(ctx.name, split, label, config):
+        # Under several processes the store and the cache are rank 0's: its answer is every rank's, so all ranks
+        # run (and share) the same metrics.
+        done = store is not None and store.done(ctx.name, split, label, config)
+        hit = reference_cache.get(ctx.name, split, label, config) if reference_cache is not None and not done else None
+        done, hit = ranks.broadcast((done, hit))
+        if done:
             resumed += 1
             continue
-        hit = reference_cache.get(ctx.name, split, label, config) if reference_cache is not None else None
         if hit is not None:
             reused += 1
             record, items, generations = hit

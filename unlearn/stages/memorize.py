@@ -11,6 +11,7 @@ import logging
 import math
 from pathlib import Path
 
+from unlearn import ranks
 from unlearn.storage.code_hash import MEMORIZED, code_hash
 from unlearn.data.collate import Collator, SequenceDataset
 from unlearn.data.encode import EncodedSplit
@@ -143,7 +144,8 @@ def mark_target(table: str, card: dict) -> str:
 
 def _memorize(base, tokenizer, encoded, mem_cfg, trainer_cfg, cache_dir, key_material, seed, general, key, folder):
     card_path = folder / "card.json"
-    if card_path.is_file():
+    # Rank 0 holds the build lock and writes the entry: its look at the cache is every rank's (unlearn/ranks.py).
+    if ranks.broadcast(card_path.is_file()):
         card = json.loads(card_path.read_text())
         card["cached"] = True
         if not card["reached_threshold"] and not mem_cfg.get("allow_below_threshold", False):
@@ -182,7 +184,8 @@ def _memorize(base, tokenizer, encoded, mem_cfg, trainer_cfg, cache_dir, key_mat
     if not reached and not mem_cfg.get("allow_below_threshold", False):
         # Nothing is cached, not even the fit's checkpoints: a later run (another machine's numerics, a fixed
         # recipe) trains again from the start.
-        discard(resume)
+        if ranks.is_main():
+            discard(resume)
         card["cached"] = False
         return None, None, card
     oracle = None
@@ -193,11 +196,12 @@ def _memorize(base, tokenizer, encoded, mem_cfg, trainer_cfg, cache_dir, key_mat
         oracle = _finetune(base, tokenizer, oracle_train, mem_cfg, trainer_cfg, math.ceil(watch.epochs), seed, [StepLimit(steps)],
                            resume / "oracle")
     card |= {"oracle": oracle is not None, "oracle_trained_on": ("retain+general" if extra else "retain") if oracle is not None else None}
-    save_model(target, tokenizer, folder / "target", {**card, "role": "target"})
-    if oracle is not None:
-        save_model(oracle, tokenizer, folder / "oracle", {**card, "role": "oracle"})
-    write_json(card_path, card)  # written last, atomically: marks the cache complete
-    discard(resume)
+    if ranks.is_main():  # every rank holds the same weights; one writes them
+        save_model(target, tokenizer, folder / "target", {**card, "role": "target"})
+        if oracle is not None:
+            save_model(oracle, tokenizer, folder / "oracle", {**card, "role": "oracle"})
+        write_json(card_path, card)  # written last, atomically: marks the cache complete
+        discard(resume)
     card["cached"] = False
     return target, oracle, card
 
@@ -210,14 +214,15 @@ def memorize_forget(target, tokenizer, forget: EncodedSplit, recipe, trainer_cfg
                   "trainer": trainer_identity(memorize_trainer_cfg(recipe, trainer_cfg)), "seed": seed, "code": code_hash(MEMORIZED)})
     folder = Path(cache_dir) / "memorized" / target_key / f"forget-finetuned-{key}"
     with build_lock(folder):
-        if (folder / "card.json").is_file():  # save_model writes the card inside the atomic rename
+        if ranks.broadcast((folder / "card.json").is_file()):  # save_model writes the card inside the atomic rename
             log.info("memorize: reusing cached forget fine-tune %s: its key matched the target %s, the forget ids, the "
                      "recipe, trainer settings and code %s", folder, target_key, code_hash(MEMORIZED))
             return load_model(_local(folder, dtype), cache_dir)[0]
         model = _finetune(target, tokenizer, forget, recipe, trainer_cfg, recipe.epochs, seed, resume_dir=_resume_dir(folder))
-        save_model(model, tokenizer, folder, {"role": "memorized", "target": target_key, "recipe": dict(recipe),
-                                              "epochs": recipe.epochs})
-        discard(_resume_dir(folder))
+        if ranks.is_main():
+            save_model(model, tokenizer, folder, {"role": "memorized", "target": target_key, "recipe": dict(recipe),
+                                                  "epochs": recipe.epochs})
+            discard(_resume_dir(folder))
         return model
 
 

@@ -76,7 +76,7 @@ def fit_resumable(trainer: pl.Trainer, module, resume_dir: Path | None) -> None:
 # Trainer settings that decide where and how often a fit is saved or shown, never the weights it builds.
 # Everything else a trainer config holds (today's keys and any added later) is part of `trainer_identity`:
 # forgetting to list a new setting here costs a rebuild, never a wrong reuse.
-NOT_RESULT = ("checkpoint", "resume_every_s", "progress_bar")
+NOT_RESULT = ("checkpoint", "resume_every_s", "progress_bar", "timeout_min")
 
 
 def world_size(cfg) -> int:
@@ -97,3 +97,13 @@ def trainer_identity(cfg) -> dict:
     attacked records): the config minus NOT_RESULT, plus the resolved world size."""
     settings = to_plain(cfg)
     return {**{k: v for k, v in settings.items() if k not in NOT_RESULT}, "world_size": world_size(cfg)}
+
+
+def single_device(cfg):
+    """The same settings on one process: a relearning attack's short fit runs on rank 0 alone, after the other
+    ranks are done (unlearn/ranks.py), so its attacked models are the ones a one-process run builds."""
+    from omegaconf import OmegaConf
+
+    if world_size(cfg) <= 1:
+        return cfg
+    return OmegaConf.merge(cfg, {"devices": 1, "num_nodes": 1, "strategy": "auto"})

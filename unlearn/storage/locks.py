@@ -8,20 +8,17 @@ means nothing.
   second process is told at once (or after a wait) that it is taken, rather than blocking.
 """
 import contextlib
-import os
 from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-
-def is_worker_rank() -> bool:
-    """DDP worker ranks (LOCAL_RANK > 0) take no lock: rank 0 holds it while its trainer waits for them to
-    join, so waiting would deadlock."""
-    return os.environ.get("LOCAL_RANK", "0") != "0"
+from unlearn.ranks import is_worker_rank
 
 
 def build_lock(folder: Path):
-    """Held while checking for and building `folder` (none in a DDP worker rank)."""
+    """Held while checking for and building `folder`. None in a worker rank: rank 0 holds it through a build's
+    `fit`, which waits for the workers to join it, so a worker waiting for the lock would deadlock; rank 0 is
+    the one writer (unlearn/ranks.py)."""
     if is_worker_rank():
         return contextlib.nullcontext()
     folder = Path(folder)

@@ -7,6 +7,7 @@ from pathlib import Path
 import torch
 from omegaconf import OmegaConf
 
+from unlearn import ranks
 from unlearn.attacks import run_attacks, validate_attacks
 from unlearn.data.encode import EncodedSplit, encode_split, shares_gpt2_vocab
 from unlearn.data.muse import pre_release_note
@@ -86,7 +87,8 @@ class Timer:
         start = time.perf_counter()
         yield
         self.seconds[name] = round(time.perf_counter() - start, 2)
-        print(f"[unlearn] {name}: {self.seconds[name]:.1f}s")
+        if ranks.is_main():
+            print(f"[unlearn] {name}: {self.seconds[name]:.1f}s")
 
 
 def encode_splits(cfg, named_records: dict[str, list], model, tokenizer) -> dict:
@@ -115,7 +117,7 @@ def run_pipeline(cfg, run_dir: Path) -> dict:
     with timer("data"):
         splits = build_splits(cfg.data, root)
     place = placement(cfg.trainer, cfg.eval)  # one device/precision policy for every stage (stages/device.py)
-    with timer("load_model"):
+    with timer("load_model"), ranks.main_first():  # rank 0 fills the model cache (a dequantized GGUF), the rest read it
         base, tokenizer = load_model(cfg.model, cache_dir, corpus=splits.texts(), seed=cfg.seed)
         place.to_device(base)
 
@@ -124,7 +126,7 @@ def run_pipeline(cfg, run_dir: Path) -> dict:
                 encode_splits(cfg, method_cls.training_records(splits, cfg.method), base, tokenizer))
 
     encoded, train_splits = encode_all(splits)
-    with timer("utility_text"):
+    with timer("utility_text"), ranks.main_first():  # rank 0 samples and caches the texts, the rest read them
         material = key_material(cfg, splits, cache_dir)  # the model by its config and content (models/identity.py)
         model_tag = json.dumps(material["model"], sort_keys=True)
         utility, validation = utility_texts(cfg.data.utility, root, base, tokenizer, cfg.seed, cache_dir, model_tag)
@@ -154,16 +156,16 @@ def run_pipeline(cfg, run_dir: Path) -> dict:
                                         card["key"], cfg.model.get("dtype", "float32"), cfg.seed)
 
     resolved = to_container(cfg)
-    logger = build_logger(cfg.logger, run_dir, cfg.run_name, resolved, sweep_group(), wandb_tags(cfg))
+    logger = build_logger(cfg.logger, run_dir, cfg.run_name, resolved, sweep_group(), wandb_tags(cfg)) if ranks.is_main() else False
     with timer("unlearn"):
         unlearned, info = unlearn(target, tokenizer, train_splits, texts["validation"], cfg.method, cfg.trainer, run_dir, logger,
                                   cfg.seed, memorized, place)
-    if cfg.save_model:  # before evaluating: eval.precision=bf16 casts the models in place
+    if cfg.save_model and ranks.is_main():  # before evaluating: eval.precision=bf16 casts the models in place
         with timer("save_model"):
             save_model(unlearned, tokenizer, run_dir / "model", {"method": cfg.method.name, "memorized": card.get("key")})
 
     # Before evaluation, which may cast the models to eval.precision in place.
-    fingerprints = stage_fingerprints({"base": base, "target": target, "oracle": oracle, "unlearned": unlearned},
+    fingerprints = ranks.is_main() and stage_fingerprints({"base": base, "target": target, "oracle": oracle, "unlearned": unlearned},
                                       {"utility": utility, "validation": validation, "general": general_texts})
     # memorize=none: the loaded model is the target, so there is no separate original.
     available = {"original": base if target is not base else None, "target": target, "unlearned": unlearned, "oracle": oracle}
@@ -174,15 +176,19 @@ def run_pipeline(cfg, run_dir: Path) -> dict:
                   placement=place)
     same = {role: tokenizer for role in available}
     contexts = build_contexts(available, same, {r: encoded for r in available}, {r: texts for r in available}, cfg.eval, env)
-    reference_cache = None
-    if cfg.eval.get("reuse_reference", True):
+    reference_cache = None  # read and written by rank 0 alone, like the store (its decisions reach every rank)
+    if cfg.eval.get("reuse_reference", True) and ranks.is_main():
         # Model, data and seed are in the memorize key that names the folder; the rest can differ per run.
         identity = {"prefix_len": cfg.eval.prefix_len, "batch_size": cfg.eval.batch_size, **place.details(),
                     "forget_ids": recited["kept"] if recited else None}
         reference_cache = ReferenceCache(cache_dir / "memorized" / card["key"] / "eval", identity)
-    store = ResultStore(run_dir / EVAL_STORE, {"run_name": cfg.run_name})  # per metric on disk: a re-run resumes
+    # Per metric on disk: a re-run resumes.
+    store = ResultStore(run_dir / EVAL_STORE, {"run_name": cfg.run_name}) if ranks.is_main() else None
     with timer("evaluate"):
         evaluate(contexts, models, cfg.eval, store, reference_cache=reference_cache, details=place.details())
+    if not ranks.is_main():  # the rest is rank 0's alone: attacks (short fits, one process) and every file
+        return {}
+    ranks.go_alone()
     records, per_item = store.records, store.per_item
     if cfg.eval.get("attacks"):  # unlearn/attacks/: attacked copies of the evaluated models, re-measured
         with timer("attacks"):
