@@ -35,12 +35,17 @@ def main(cfg) -> None:
     from unlearn.cli import task_started
 
     task_started()
+    from unlearn import ranks
+    from unlearn.sweeps.jobs import in_multirun
     from unlearn.workflows.evaluate_saved import run_evaluation
 
-    try:
+    try:  # several devices: every process evaluates a share of the items (unlearn/ranks.py)
+        ranks.launch(cfg.trainer, multirun=in_multirun())
         run_evaluation(cfg, Path(HydraConfig.get().runtime.output_dir))
     except UnlearnError as err:
-        print(f"error: {err}", file=sys.stderr)
+        ranks.stop_others()
+        if ranks.is_main():  # every rank meets the same bad input; one says so
+            print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
 
 

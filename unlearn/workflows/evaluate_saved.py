@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 from omegaconf import OmegaConf
 
+from unlearn import ranks
 from unlearn.storage.atomic import write_text
 from unlearn.data.utility import utility_texts
 from unlearn.errors import ConfigError
@@ -63,8 +64,9 @@ def _model_data(cfg, spec, model, tokenizer, needed: set[str], cache_dir: Path):
         splits = build_splits(cfg.data, cfg.paths.data_root)
         encoded = encode_splits(cfg, {name: splits.by_name(name) for name in ("forget", "retain", "holdout")}, model, tokenizer)
     if needed & TEXT_SPLITS:
-        utility, validation = utility_texts(cfg.data.utility, cfg.paths.data_root, model, tokenizer, cfg.seed, cache_dir,
-                                            json.dumps(model_identity(spec, cache_dir), sort_keys=True))
+        with ranks.main_first():  # rank 0 samples and caches them, the other ranks read them
+            utility, validation = utility_texts(cfg.data.utility, cfg.paths.data_root, model, tokenizer, cfg.seed, cache_dir,
+                                                json.dumps(model_identity(spec, cache_dir), sort_keys=True))
         texts = {"utility": [tokenizer.encode(t, add_special_tokens=False) for t in utility],
                  "validation": [tokenizer.encode(t, add_special_tokens=False) for t in validation]}
     return encoded, texts
@@ -79,7 +81,7 @@ def run_evaluation(cfg, out_dir: Path) -> dict:
     place = placement(cfg.trainer, cfg.eval)  # the same device/precision policy as the pipeline (stages/device.py)
     specs = {"model": cfg.model, "original": model_spec(cfg.get("original")), "oracle": model_spec(cfg.get("oracle"))}
     label = model_label(cfg.model)
-    header = {
+    header = ranks.is_main() and {
         "model": label,
         "model_spec": model_identity(cfg.model, cache_dir),  # the weights' content too: an overwritten folder is another model
         "eval": cfg.eval.get("name"),
@@ -90,8 +92,15 @@ def run_evaluation(cfg, out_dir: Path) -> dict:
         "seed": cfg.seed,
         "eval_placement": place.details(),
     }
-    store = ResultStore(out_dir, header, cfg.get("overwrite", False),
-                        identity_keys=("model_spec", "data_spec", "original", "oracle", "seed", "eval_placement"))
+    store, problem = None, None  # the store is rank 0's (unlearn/ranks.py); a refusal to reuse it stops every rank
+    if ranks.is_main():
+        try:
+            store = ResultStore(out_dir, header, cfg.get("overwrite", False),
+                                identity_keys=("model_spec", "data_spec", "original", "oracle", "seed", "eval_placement"))
+        except ConfigError as err:
+            problem = str(err)
+    if problem := ranks.broadcast(problem):
+        raise ConfigError(problem)
 
     start = time.perf_counter()
     first_role: dict[str, str] = {}  # a model given twice (model=smollm2 original=smollm2) is loaded and evaluated once
@@ -107,7 +116,8 @@ def run_evaluation(cfg, out_dir: Path) -> dict:
             aliases[name] = first_role[key]
             continue
         first_role[key] = name
-        model, tok = load_model(spec, cache_dir, seed=cfg.seed)
+        with ranks.main_first():  # rank 0 fills the model cache (a dequantized GGUF), the rest read it
+            model, tok = load_model(spec, cache_dir, seed=cfg.seed)
         place.for_eval(model)
         models[name], tokenizers[name] = model, tok
         encoded[name], texts[name] = _model_data(cfg, spec, model, tok, needed, cache_dir)
@@ -123,6 +133,8 @@ def run_evaluation(cfg, out_dir: Path) -> dict:
         env.roles[name] = contexts[same]
     start = time.perf_counter()
     evaluate(contexts, [label], cfg.eval, store, details=place.details())
+    if not ranks.is_main():  # rank 0 writes the files
+        return {}
     store.header["timings_s"] = {"load": round(load_s, 2), "evaluate": round(time.perf_counter() - start, 2)}
     store.header["status"] = "complete"
     store.header["run"] = run_metadata(cfg, models[label], {})  # no training here: world size 1, no batch
