@@ -1,5 +1,5 @@
-"""Every results record carries world size, effective batch, precision, device and versions, and says
-when its numbers depend on the distributed setup."""
+"""Every results record carries world size, effective batch, precision, device and versions, and says what
+another split of the same effective batch keeps."""
 import torch
 from omegaconf import OmegaConf
 
@@ -15,15 +15,14 @@ def test_effective_batch_is_batch_times_accumulation_times_world_size():
     model = torch.nn.Linear(2, 2)
     meta = run_metadata(_cfg(), model, {"world_size": 4})
     assert (meta["world_size"], meta["effective_batch"], meta["precision"]) == (4, 32, "bf16-mixed")
-    assert meta["distributed_dependent"] and "4 processes" in meta["distributed_note"]
+    assert "effective batch 32 = 4 per device x 2 accumulation x 4 processes" in meta["distributed_note"]
     assert meta["device"]["type"] == "cpu" and meta["device"]["dtype"] == "float32"
     assert meta["versions"]["torch"].split("+")[0] == torch.__version__.split("+")[0]
 
 
 def test_single_process_runs_say_so():
     meta = run_metadata(_cfg(accumulate=1), torch.nn.Linear(2, 2), {"world_size": 1})
-    assert meta["effective_batch"] == 4 and not meta["distributed_dependent"]
-    assert "single process" in meta["distributed_note"]
+    assert meta["effective_batch"] == 4 and "1 processes" in meta["distributed_note"]
     training_free = run_metadata(_cfg(), torch.nn.Linear(2, 2), {})  # TA/CD: no trainer ran
     assert training_free["world_size"] == 1
 

@@ -80,13 +80,13 @@ def run_metadata(cfg, model, info: dict) -> dict:
     per_device = OmegaConf.select(cfg, "method.batch_size")
     accumulate = int(OmegaConf.select(cfg, "trainer.accumulate_grad_batches") or 1)
     effective = per_device * accumulate * world if per_device else None
-    if world > 1:
-        note = (f"depends on the distributed setup: {world} processes, effective batch {effective} = {per_device} per device "
-                f"x {accumulate} accumulation x {world}; data order, per-rank retain sampling (GD) and all-reduced "
-                "quantities (PDU's lambda) change with the world size. Reproduce with the same trainer settings.")
-    else:
-        note = ("single process; a run on more devices changes the effective batch and the per-rank data order, "
-                "so its numbers are not expected to match these exactly")
+    # What the same effective batch on another split of processes/accumulation keeps (tests/test_scale_invariance.py)
+    # and what it does not (docs/scale_out.md).
+    note = (f"effective batch {effective} = {per_device} per device x {accumulate} accumulation x {world} processes. The same "
+            "effective batch split otherwise gives the same weights up to float summation order, except where a loss is a "
+            "token mean per micro-batch over records of unequal token length, PDU's dual step per micro-batch "
+            "(method.dual_update_per=micro_batch) under accumulation, and EMSO's method.selection_batch=per_step"
+            if per_device else "no training here")
     return {
         "world_size": world,
         "per_device_batch": per_device,
@@ -98,7 +98,6 @@ def run_metadata(cfg, model, info: dict) -> dict:
         "numerics": numerics(),
         "code": code_hash(PACKAGE_CODE),
         "argv": sys.argv[1:],
-        "distributed_dependent": world > 1,
         "distributed_note": note,
     }
 
