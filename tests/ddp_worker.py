@@ -1,7 +1,7 @@
-"""Run one method under 2-process CPU DDP (conf/trainer/ddp_cpu.yaml) and record, per rank and step,
+"""Run methods under 2-process CPU DDP (conf/trainer/ddp_cpu.yaml), or one process, and record, per rank and step,
 which forget/retain items it trained on, its retain loss and PDU's λ.
 
-Not a test module: tests/test_ddp.py runs it as a script, because Lightning's DDP launcher starts the
+Not a test module: tests/test_scale_invariance.py runs it as a script, because Lightning's DDP launcher starts the
 second rank by re-running the command line. Several methods run one after the other in the same two
 processes. Usage: python tests/ddp_worker.py OUT_DIR METHOD[:override,override...] ...
 """
@@ -42,7 +42,6 @@ class Recorder(pl.Callback):
             "retain_nll": float(metrics["train/retain_nll"]) if "train/retain_nll" in metrics else None,
             "lambda": module.dual.value if hasattr(module, "dual") else None,
             "loss": float(metrics["train/loss"]),
-            "tokens": int((next(iter(batch.values()))["labels"][:, 1:] != -100).sum()),  # this rank's loss positions
         })
 
 

@@ -2,12 +2,13 @@
 batch 4, as two CPU processes (gloo DDP) with 2 each, and as one process with 2 x accumulation 2 gives the
 same trained weights, for GA, GD, KL, PDU, EMSO and the memorize stage's fine-tune (target and oracle).
 
-The records are cut to one token length: every method's loss is a token mean per micro-batch (the HF and
-OpenUnlearning convention), so with unequal lengths a micro-batch's tokens weigh by its own token count and the
-three setups differ by that weighting (docs/scale_out.md). What this test pins down is everything else: which
-records each step trains on (Lightning's default DistributedSampler draws its own permutation, so two processes
-trained on other batches than one), the retain batches paired with them, PDU's rank-averaged dual step, EMSO's
-selection batch and its once-per-optimizer-step reselection."""
+The records have unequal token lengths (43-53 tokens), so this pins down every part: which records each step
+trains on (Lightning's default sampler wrapper reshuffles, so two processes trained on other batches than one),
+the retain batches paired with them, token means over the whole optimizer step rather than per micro-batch
+(methods/token_window.py), PDU's dual step on the step's retain loss, EMSO's selection batch and its
+once-per-optimizer-step reselection."""
+import json
+import math
 import os
 import subprocess
 import sys
@@ -33,20 +34,31 @@ METHODS = {
     "emso": ["method.lr=1e-2", "method.k=2"],
     "finetune": [],
 }
-SAME_LENGTH = 32  # every one of the 40 records is longer (43 tokens or more)
 
 
 @pytest.fixture(scope="module")
-def weights(tmp_path_factory):
+def runs(tmp_path_factory):
+    """The worker's output folder: <tag>_rank<r>.json per rank (steps, items, losses, λ, EMSO selections) and
+    <tag>_weights.pt (rank 0's trained weights), tag = <method>_<setup>; init_weights.pt."""
     out = tmp_path_factory.mktemp("invariance")
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline", "PYTHONPATH": str(REPO)}
     for setup, options in SETUPS.items():
-        specs = [f"{m}:" + ",".join([*options, *extra, f"+max_length={SAME_LENGTH}", "+save_weights=1", f"+tag={m}_{setup}"])
+        specs = [f"{m}:" + ",".join([*options, *extra, "+save_weights=1", f"+tag={m}_{setup}"])
                  for m, extra in METHODS.items()]
         proc = subprocess.run([sys.executable, str(REPO / "tests" / "ddp_worker.py"), str(out), *specs],
                               cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
         assert proc.returncode == 0, proc.stderr[-3000:]
-    return lambda name: torch.load(out / f"{name}_weights.pt")
+    return out
+
+
+@pytest.fixture(scope="module")
+def weights(runs):
+    return lambda name: torch.load(runs / f"{name}_weights.pt")
+
+
+@pytest.fixture(scope="module")
+def ranks(runs):
+    return lambda tag, world=2: [json.loads((runs / f"{tag}_rank{r}.json").read_text()) for r in range(world)]
 
 
 def _change(a: dict, b: dict) -> float:
@@ -64,3 +76,52 @@ def test_the_same_global_batch_trains_the_same_weights_on_any_process_count(weig
     assert update > 1e-2  # the fit moved the weights: there is something to compare
     # float sums in another order (all-reduce, accumulation) stay far below the update; other batches do not
     assert _change(other, one) < 1e-3 * update, (method, setup, _change(other, one), update)
+
+
+# --- what the two ranks do (tests/ddp_worker.py records it per step) -----------------------------------------
+FORGET, EPOCHS = 8, 3  # the worker's forget set and epochs; each rank has batch 2 in "two_processes"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["gd", "pdu"])
+def test_each_rank_draws_different_retain_items_and_the_forget_set_drives_the_epoch(ranks, method):
+    both = ranks(f"{method}_two_processes")
+    assert [r["world_size"] for r in both] == [2, 2]
+    for r in both:
+        assert len(r["steps"]) == EPOCHS * math.ceil(FORGET / 2 / 2)  # a retain set 4x the forget set does not lengthen it
+    a, b = ([s["retain"] for s in r["steps"]] for r in both)
+    assert sum(x != y for x, y in zip(a, b)) >= len(a) - 1  # different retain batches step by step
+    for epoch in range(EPOCHS):  # and the forget set is split between the ranks
+        forget = [{i for s in r["steps"] if s["epoch"] == epoch for i in s["forget"]} for r in both]
+        assert not forget[0] & forget[1] and forget[0] | forget[1] == set(range(FORGET))
+
+
+@pytest.mark.slow
+def test_pdu_lambda_is_identical_on_both_ranks_and_follows_the_rank_averaged_retain_loss(ranks):
+    r0, r1 = (r["steps"] for r in ranks("pdu_two_processes"))
+    assert any(abs(x["retain_nll"] - y["retain_nll"]) > 1e-4 for x, y in zip(r0, r1))  # the ranks disagree on L_rtn
+    assert [s["lambda"] for s in r0] == [s["lambda"] for s in r1]
+    # λ recorded at a step is the value before that step's dual update; after warm-up (epoch 0) each update adds
+    # η·(mean over ranks of the step's retain loss − ε) (each rank's loss is its share of the step's token mean).
+    for (prev0, prev1), (nxt, _) in zip(zip(r0, r1), zip(r0[1:], r1[1:])):
+        if prev0["epoch"] == 0:
+            assert nxt["lambda"] == prev0["lambda"] == 1.0
+            continue
+        expected = max(0.0, prev0["lambda"] + 1.0 * ((prev0["retain_nll"] + prev1["retain_nll"]) / 2 - 5.0))
+        assert math.isclose(nxt["lambda"], expected, rel_tol=1e-5)
+    assert r0[-1]["lambda"] != 1.0
+
+
+@pytest.mark.slow
+def test_emso_selects_and_masks_the_same_on_both_ranks_and_on_one_process(ranks):
+    both, (single,) = ranks("emso_two_processes"), ranks("emso_one_process", world=1)
+    blocks = [[e["blocks"] for e in r["epochs"]] for r in both]
+    assert blocks[0] == blocks[1] == [e["blocks"] for e in single["epochs"]]  # same selection every epoch
+    for step, (a, b, one) in enumerate(zip(both[0]["steps"], both[1]["steps"], single["steps"])):
+        # each rank divides its token sum by the step's token count / 2 (methods/token_window.py): the ranks' mean,
+        # which DDP's gradient average takes, is the one-process batch mean
+        assert math.isclose((a["loss"] + b["loss"]) / 2, one["loss"], rel_tol=1e-5 if step == 0 else 1e-3), step
+    for r in (*both, single):
+        for e in r["epochs"]:  # unselected weights bit-identical, per epoch, on every rank
+            assert e["outside"] == 0 and e["inside"] > 0, e
+    assert both[0]["weights_sum"] == both[1]["weights_sum"]  # the ranks stay in sync

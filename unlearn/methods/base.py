@@ -20,6 +20,7 @@ from unlearn.data.collate import Collator, SequenceDataset
 from unlearn.errors import require
 from unlearn.methods.method import Method
 from unlearn.methods.sampling import EpochPermutation, PairedRandomSampler
+from unlearn.methods.token_window import TokenWindow
 
 
 def rng_state() -> dict:
@@ -74,6 +75,9 @@ class UnlearningModule(Method, pl.LightningModule):
         self.history: list[dict] = []
         self._generators: dict[str, torch.Generator] = {}  # the data order, saved with a checkpoint
         self._restored_generators: dict[str, torch.Tensor] = {}
+        self.samplers: dict = {}  # by data key: this epoch's list of items (token_window.py reads it)
+        self.batch_index = 0      # the micro-batch's index in its epoch
+        self._window = TokenWindow()
 
     # --- what a method supplies -------------------------------------------------------------------
     @classmethod
@@ -132,7 +136,14 @@ class UnlearningModule(Method, pl.LightningModule):
             self.reference.eval()
         return self
 
+    def tokens(self, key: str, mask: str = "labels") -> float | None:
+        """The denominator of a token-mean loss term over data `key` (methods/token_window.py): the optimizer
+        step's token count / (processes x accumulation), so the same effective batch trains the same way however
+        it is split; None = the micro-batch's own count (one process, no accumulation: unchanged)."""
+        return self._window.denominator(self, key, mask)
+
     def training_step(self, batches, batch_idx):
+        self.batch_index = batch_idx
         loss, logs = self.loss(batches)
         self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=False)
         for key, value in logs.items():
@@ -180,13 +191,14 @@ class UnlearningModule(Method, pl.LightningModule):
         main = self.datasets[main_key]
         generator = torch.Generator().manual_seed(self.seed)
         self._generators = {main_key: generator}
+        self.samplers = {main_key: EpochPermutation(len(main), generator)}
         loaders = {
-            main_key: DataLoader(main, batch_size=self.cfg.batch_size, sampler=self.shard(EpochPermutation(len(main), generator)),
+            main_key: DataLoader(main, batch_size=self.cfg.batch_size, sampler=self.shard(self.samplers[main_key]),
                                  collate_fn=self.collate_fn(main_key))
         }
         for offset, key in enumerate(self.data_keys[1:], start=1):
             sampler = PairedRandomSampler(len(self.datasets[key]), len(main), self.seed + offset)
-            self._generators[key] = sampler.generator
+            self._generators[key], self.samplers[key] = sampler.generator, sampler
             loaders[key] = DataLoader(self.datasets[key], batch_size=self.cfg.batch_size, sampler=self.shard(sampler),
                                       collate_fn=self.collate_fn(key))
         for key, saved in self._restored_generators.items():  # a resumed fit draws the batches it would have drawn

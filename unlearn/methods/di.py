@@ -22,5 +22,5 @@ class DeliberateImagination(UnlearningModule):
         batch = batches["forget"]
         logits = self.logits(batch)
         loss = deliberate_imagination_loss(logits, self.reference_logits(batch), batch["input_ids"], batch["labels"],
-                                           self.cfg.gamma, self.cfg.positions)
+                                           self.cfg.gamma, self.cfg.positions, self.tokens("forget"))
         return loss, {"forget_nll": mean_nll(logits.detach(), batch["labels"])}

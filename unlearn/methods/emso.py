@@ -67,15 +67,15 @@ class EMSO(UnlearningModule):
         available = count_blocks(model_config)
         require(cfg.k <= available, f"method.k={cfg.k} but the model has only {available} candidate blocks")
 
-    def objective(self, logits, labels):
+    def objective(self, logits, labels, tokens=None):
         if self.cfg.objective == "em":
-            return entropy_loss(logits, labels)
-        return -mean_nll(logits, labels)
+            return entropy_loss(logits, labels, tokens)
+        return -mean_nll(logits, labels, tokens)
 
     def loss(self, batches):
         batch = batches["forget"]
         logits = self.logits(batch)
-        loss = self.objective(logits, batch["labels"])
+        loss = self.objective(logits, batch["labels"], self.tokens("forget"))
         return loss, {"forget_nll": mean_nll(logits.detach(), batch["labels"])}
 
     # --- selection -------------------------------------------------------------------------------------

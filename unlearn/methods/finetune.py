@@ -9,5 +9,5 @@ class FineTune(UnlearningModule):
 
     def loss(self, batches):
         batch = batches["train"]
-        nll = mean_nll(self.logits(batch), batch["labels"])
+        nll = mean_nll(self.logits(batch), batch["labels"], self.tokens("train"))
         return nll, {"nll": nll.detach()}

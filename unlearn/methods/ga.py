@@ -8,5 +8,5 @@ class GradientAscent(UnlearningModule):
 
     def loss(self, batches):
         batch = batches["forget"]
-        nll = mean_nll(self.logits(batch), batch["labels"])
+        nll = mean_nll(self.logits(batch), batch["labels"], self.tokens("forget"))
         return -nll, {"forget_nll": nll.detach()}

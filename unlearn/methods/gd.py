@@ -9,7 +9,7 @@ class GradientDifference(ForgetRetainModule):
 
     def loss(self, batches):
         forget, retain = batches["forget"], batches["retain"]
-        forget_nll = mean_nll(self.logits(forget), forget["labels"])
-        retain_nll = mean_nll(self.logits(retain), retain["labels"])
+        forget_nll = mean_nll(self.logits(forget), forget["labels"], self.tokens("forget"))
+        retain_nll = mean_nll(self.logits(retain), retain["labels"], self.tokens("retain"))
         loss = -self.cfg.gamma * forget_nll + self.cfg.alpha * retain_nll
         return loss, {"forget_nll": forget_nll.detach(), "retain_nll": retain_nll.detach()}

@@ -46,7 +46,7 @@ class IdkAnswerPreservation(UnlearningModule):
 
     def loss(self, batches):
         forget, retain = batches["forget"], batches["retain"]
-        idk_nll = mean_nll(self.logits(forget), answer_labels(forget))
+        idk_nll = mean_nll(self.logits(forget), answer_labels(forget), self.tokens("forget", "answer_labels"))
         margin = self.answer_log_likelihood(retain["true"]) - self.answer_log_likelihood(retain["idk"])
         ap = answer_preservation(margin, self.cfg.beta)
         loss = self.cfg.forget_coeff * idk_nll + self.cfg.retain_coeff * ap

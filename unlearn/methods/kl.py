@@ -18,7 +18,8 @@ class RetainKL(ForgetRetainModule):
 
     def loss(self, batches):
         forget, retain = batches["forget"], batches["retain"]
-        forget_nll = mean_nll(self.logits(forget), forget["labels"])
-        kl = kl_to_reference(self.logits(retain), self.reference_logits(retain), retain["labels"], self.cfg.positions)
+        forget_nll = mean_nll(self.logits(forget), forget["labels"], self.tokens("forget"))
+        kl = kl_to_reference(self.logits(retain), self.reference_logits(retain), retain["labels"], self.cfg.positions,
+                             self.tokens("retain"))
         loss = -self.cfg.gamma * forget_nll + self.cfg.alpha * kl
         return loss, {"forget_nll": forget_nll.detach(), "retain_kl": kl.detach()}

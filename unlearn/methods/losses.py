@@ -1,4 +1,7 @@
-"""Shared loss primitives (spec §1). Labels follow the HF convention: -100 is ignored, shift by one."""
+"""Shared loss primitives (spec §1). Labels follow the HF convention: -100 is ignored, shift by one.
+
+`tokens`, where a primitive takes it, is the denominator of its token mean: None = the batch's own count;
+training passes the optimizer step's count / (processes x accumulation) (methods/token_window.py)."""
 import math
 
 import torch
@@ -27,9 +30,13 @@ def valid(labels: torch.Tensor) -> torch.Tensor:
     return labels[:, 1:] != IGNORE
 
 
-def mean_nll(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+def _denominator(mask: torch.Tensor, tokens: float | None):
+    return mask.sum().clamp(min=1) if tokens is None else tokens
+
+
+def mean_nll(logits: torch.Tensor, labels: torch.Tensor, tokens: float | None = None) -> torch.Tensor:
     """Token-mean NLL over the batch (what HF's `outputs.loss` computes)."""
-    return token_nll(logits, labels).sum() / valid(labels).sum().clamp(min=1)
+    return token_nll(logits, labels).sum() / _denominator(valid(labels), tokens)
 
 
 def seq_nll_sum(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -41,20 +48,20 @@ def token_entropy(logits: torch.Tensor) -> torch.Tensor:
     return -(logp.exp() * logp).sum(-1)
 
 
-def entropy_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+def entropy_loss(logits: torch.Tensor, labels: torch.Tensor, tokens: float | None = None) -> torch.Tensor:
     """EMSO's L_EM (spec §2.9a): minus the mean next-token entropy over valid positions."""
     logits, _ = shift(logits, labels)
-    mask = valid(labels)
-    return -(token_entropy(logits) * mask).sum() / mask.sum().clamp(min=1)
+    return -masked_mean(token_entropy(logits), valid(labels), tokens)
 
 
-def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+def masked_mean(values: torch.Tensor, mask: torch.Tensor, tokens: float | None = None) -> torch.Tensor:
     mask = mask.to(values.dtype)
-    return (values * mask).sum() / mask.sum().clamp(min=1)
+    return (values * mask).sum() / _denominator(mask, tokens)
 
 
 # --- KL to a frozen reference (spec §2.3) -----------------------------------------------------------
-def kl_to_reference(logits: torch.Tensor, ref_logits: torch.Tensor, labels: torch.Tensor, positions: str = "labels") -> torch.Tensor:
+def kl_to_reference(logits: torch.Tensor, ref_logits: torch.Tensor, labels: torch.Tensor, positions: str = "labels",
+                    tokens: float | None = None) -> torch.Tensor:
     """KL(P_ref || P_θ). `labels`: mean over valid next-token positions. `all`: the reference code's
     kl_div(..., reduction='batchmean') on all B·T rows flattened, prompt and padding rows included."""
     logp, ref_logp = upcast(logits).log_softmax(-1), upcast(ref_logits).log_softmax(-1)
@@ -63,7 +70,7 @@ def kl_to_reference(logits: torch.Tensor, ref_logits: torch.Tensor, labels: torc
         return F.kl_div(logp.reshape(-1, vocab), ref_logp.reshape(-1, vocab), log_target=True, reduction="batchmean")
     logp, ref_logp = logp[:, :-1], ref_logp[:, :-1]
     per_position = (ref_logp.exp() * (ref_logp - logp)).sum(-1)
-    return masked_mean(per_position, valid(labels))
+    return masked_mean(per_position, valid(labels), tokens)
 
 
 # --- DI / UNDIAL (spec §2.4) -------------------------------------------------------------------------
@@ -79,15 +86,16 @@ def soft_cross_entropy(logits: torch.Tensor, target_probs: torch.Tensor) -> torc
     return -(target_probs * upcast(logits).log_softmax(-1)).sum(-1)
 
 
-def deliberate_imagination_loss(logits, teacher_logits, input_ids, labels, gamma: float, positions: str = "labels") -> torch.Tensor:
+def deliberate_imagination_loss(logits, teacher_logits, input_ids, labels, gamma: float, positions: str = "labels",
+                                tokens: float | None = None) -> torch.Tensor:
     """Self-distillation towards the γ-lowered teacher. `labels`: valid label positions only.
     `all` (the DI code): every position, the next input token as the one to lower (padding included)."""
     logits, teacher_logits = logits[:, :-1], teacher_logits[:, :-1]
-    if positions == "all":
-        targets, mask = input_ids[:, 1:], torch.ones_like(input_ids[:, 1:], dtype=torch.bool)
+    if positions == "all":  # every position, padding too: a per-batch mean whatever `tokens` says
+        targets, mask, tokens = input_ids[:, 1:], torch.ones_like(input_ids[:, 1:], dtype=torch.bool), None
     else:
         targets, mask = labels[:, 1:].clamp(min=0), valid(labels)
-    return masked_mean(soft_cross_entropy(logits, imagined_target(teacher_logits, targets, gamma)), mask)
+    return masked_mean(soft_cross_entropy(logits, imagined_target(teacher_logits, targets, gamma)), mask, tokens)
 
 
 # --- ME (spec §2.7) ----------------------------------------------------------------------------------
@@ -114,8 +122,9 @@ def logit_margin(logits: torch.Tensor) -> torch.Tensor:
     return (logits.max(-1).values - logits.mean(-1)) ** 2
 
 
-def logit_margin_loss(logits: torch.Tensor, labels: torch.Tensor, positions: str = "labels") -> torch.Tensor:
+def logit_margin_loss(logits: torch.Tensor, labels: torch.Tensor, positions: str = "labels",
+                      tokens: float | None = None) -> torch.Tensor:
     """`labels`: mean over valid next-token positions. `all` (the PDU code): every one of the B·T rows."""
     if positions == "all":
         return logit_margin(logits).mean()
-    return masked_mean(logit_margin(logits[:, :-1]), valid(labels))
+    return masked_mean(logit_margin(logits[:, :-1]), valid(labels), tokens)

@@ -8,10 +8,10 @@ from unlearn.methods.positions import POSITIONS, position_mask
 VARIANTS = ("kl_u_p", "neg_entropy")
 
 
-def max_entropy_loss(logits, batch: dict, variant: str, positions: str):
+def max_entropy_loss(logits, batch: dict, variant: str, positions: str, tokens: float | None = None):
     """The ME term averaged over the chosen next-token positions of a forget batch."""
     logits, _ = shift(logits, batch["labels"])
-    return masked_mean(uniform_divergence(logits, variant), position_mask(batch, positions))
+    return masked_mean(uniform_divergence(logits, variant), position_mask(batch, positions), tokens)
 
 
 class MaxEntropyGD(UnlearningModule):
@@ -30,8 +30,8 @@ class MaxEntropyGD(UnlearningModule):
     def loss(self, batches):
         forget, retain = batches["forget"], batches["retain"]
         forget_logits = self.logits(forget)
-        me = max_entropy_loss(forget_logits, forget, self.cfg.variant, self.cfg.positions)
-        retain_nll = mean_nll(self.logits(retain), retain["labels"])
+        me = max_entropy_loss(forget_logits, forget, self.cfg.variant, self.cfg.positions, self.tokens("forget", self.cfg.positions))
+        retain_nll = mean_nll(self.logits(retain), retain["labels"], self.tokens("retain"))
         loss = self.cfg.forget_coeff * me + self.cfg.retain_coeff * retain_nll
         return loss, {"forget_me": me.detach(), "retain_nll": retain_nll.detach(),
                       "forget_nll": mean_nll(forget_logits.detach(), forget["labels"])}

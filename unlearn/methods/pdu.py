@@ -52,8 +52,10 @@ class PrimalDual(UnlearningModule):
     # --- losses ----------------------------------------------------------------------------------------
     def loss(self, batches):
         forget, retain = batches["forget"], batches["retain"]
-        forget_loss = logit_margin_loss(self.logits(forget), forget["labels"], self.cfg.positions)
-        retain_nll = mean_nll(self.logits(retain), retain["labels"])
+        forget_loss = logit_margin_loss(self.logits(forget), forget["labels"], self.cfg.positions, self.tokens("forget"))
+        # With the step's token count as denominator, the mean over ranks and micro-batches that the dual step takes
+        # is the step's token-mean retain NLL, however the step is split.
+        retain_nll = mean_nll(self.logits(retain), retain["labels"], self.tokens("retain"))
         loss = self.cfg.gamma * forget_loss + self.dual.value * (retain_nll - self.eps)
         self._retain_losses.append(retain_nll.detach())
         # λ is logged every step: it is the method's state, and where the constraint bites shows in it.

@@ -20,12 +20,14 @@ class EpochPermutation(Sampler[int]):
 
     def __init__(self, size: int, generator: torch.Generator):
         self.size, self.generator = size, generator
+        self.last: list[int] = []  # this epoch's list, every rank's (methods/token_window.py reads it)
 
     def __len__(self) -> int:
         return self.size
 
     def __iter__(self):
-        return iter(torch.randperm(self.size, generator=self.generator).tolist())
+        self.last = torch.randperm(self.size, generator=self.generator).tolist()
+        return iter(self.last)
 
 
 class PairedRandomSampler(Sampler[int]):
@@ -35,16 +37,18 @@ class PairedRandomSampler(Sampler[int]):
     loader never drives the epoch length. Every rank draws the *same* list (same seed, same number of
     passes), sharded as above: the ranks draw different retain items, each as many as it has forget items, and
     together the retain batch one process would draw. (A DistributedSampler over the whole retain set would
-    make the epoch one pass over the retain set; tests/test_ddp.py checks that the forget set drives it.)
+    make the epoch one pass over the retain set; tests/test_scale_invariance.py checks that the forget set drives it.)
     """
 
     def __init__(self, size: int, num_samples: int, seed: int):
         self.size = size
         self.num_samples = num_samples
         self.generator = torch.Generator().manual_seed(seed)
+        self.last: list[int] = []
 
     def __len__(self) -> int:
         return self.num_samples
 
     def __iter__(self):
-        return iter(torch.randint(self.size, (self.num_samples,), generator=self.generator).tolist())
+        self.last = torch.randint(self.size, (self.num_samples,), generator=self.generator).tolist()
+        return iter(self.last)

@@ -10,6 +10,7 @@ from unlearn.data.records import Splits
 from unlearn.errors import require
 from unlearn.generation.forward import teacher_forced
 from unlearn.metrics.memorization import memorization_accuracy
+from unlearn.ranks import is_main
 
 
 def keep_recited(splits: Splits, target, forget, pad_id: int, threshold: float, batch_size: int) -> tuple[Splits, dict]:
@@ -23,5 +24,6 @@ def keep_recited(splits: Splits, target, forget, pad_id: int, threshold: float, 
                       splits.validation, splits.source_tokenizer)
     info = {"min_target_ma": threshold, "positions": "continuation", "kept": kept,
             "dropped": [rid for rid in scores if rid not in set(kept)], "target_ma": scores}
-    print(f"[unlearn] data.min_target_ma={threshold}: kept {len(kept)} of {len(scores)} forget records the target recites")
+    if is_main():  # every rank filters (its share of the pass, unlearn/ranks.py); one says so
+        print(f"[unlearn] data.min_target_ma={threshold}: kept {len(kept)} of {len(scores)} forget records the target recites")
     return filtered, info
