@@ -125,3 +125,44 @@ def test_emso_selects_and_masks_the_same_on_both_ranks_and_on_one_process(ranks)
         for e in r["epochs"]:  # unselected weights bit-identical, per epoch, on every rank
             assert e["outside"] == 0 and e["inside"] > 0, e
     assert both[0]["weights_sum"] == both[1]["weights_sum"]  # the ranks stay in sync
+
+
+def test_one_process_batches_are_what_a_shuffling_loader_draws():
+    """The sharding sampler changes nothing on one process: the same batches, the same generator and global RNG
+    state after each epoch as `DataLoader(shuffle=True, generator=g)` under a Lightning fit (which draws a base
+    seed and, reading the loader to its end, a second unused permutation per epoch)."""
+    import logging
+
+    import pytorch_lightning as pl
+    from pytorch_lightning.utilities import CombinedLoader
+    from torch.utils.data import DataLoader
+
+    from unlearn.methods.sampling import EpochPermutation
+
+    def fit(sharding_sampler: bool):
+        generator, seen = torch.Generator().manual_seed(0), []
+        torch.manual_seed(1)
+
+        class Module(pl.LightningModule):
+            def __init__(self):
+                super().__init__()
+                self.w = torch.nn.Parameter(torch.zeros(1))
+
+            def training_step(self, batch, index):
+                seen.append(batch["train"].tolist())
+                return (self.w ** 2).sum()
+
+            def configure_optimizers(self):
+                return torch.optim.SGD(self.parameters(), lr=0.1)
+
+            def train_dataloader(self):
+                how = {"sampler": EpochPermutation(8, generator)} if sharding_sampler else {"shuffle": True}
+                return CombinedLoader({"train": DataLoader(list(range(8)), batch_size=3, generator=generator, **how)})
+
+        logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)
+        pl.Trainer(max_epochs=3, logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                   accelerator="cpu").fit(Module())
+        return seen, generator.get_state(), torch.get_rng_state()
+
+    (batches, state, rng), (batches_new, state_new, rng_new) = fit(False), fit(True)
+    assert batches_new == batches and torch.equal(state_new, state) and torch.equal(rng_new, rng)

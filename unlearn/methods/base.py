@@ -194,7 +194,7 @@ class UnlearningModule(Method, pl.LightningModule):
         self.samplers = {main_key: EpochPermutation(len(main), generator)}
         loaders = {
             main_key: DataLoader(main, batch_size=self.cfg.batch_size, sampler=self.shard(self.samplers[main_key]),
-                                 collate_fn=self.collate_fn(main_key))
+                                 generator=generator, collate_fn=self.collate_fn(main_key))
         }
         for offset, key in enumerate(self.data_keys[1:], start=1):
             sampler = PairedRandomSampler(len(self.datasets[key]), len(main), self.seed + offset)

@@ -13,10 +13,10 @@ from torch.utils.data import Sampler
 
 
 class EpochPermutation(Sampler[int]):
-    """One random permutation of `size` items per epoch, the one `DataLoader(shuffle=True, generator=g)` draws.
-    Only that one: a RandomSampler that is read to its end draws a second, unused permutation, and Lightning's
-    loop never reads one-process loaders to their end while a sharding wrapper does, so the generator (and every
-    later epoch) would differ between one process and several."""
+    """One random permutation of `size` items per epoch, drawn as `DataLoader(shuffle=True, generator=g)` draws
+    it, so one-process runs keep their batches: a loader read to its end has its RandomSampler draw a second,
+    unused permutation (Lightning reads one-process loaders to the end), so this draws it too, at once, whether
+    a sharding wrapper lists it or a loader reads it; the loader itself keeps `generator=g` for its base seed."""
 
     def __init__(self, size: int, generator: torch.Generator):
         self.size, self.generator = size, generator
@@ -27,6 +27,7 @@ class EpochPermutation(Sampler[int]):
 
     def __iter__(self):
         self.last = torch.randperm(self.size, generator=self.generator).tolist()
+        torch.randperm(self.size, generator=self.generator)  # RandomSampler's draw at exhaustion, never used
         return iter(self.last)
 
 
