@@ -35,6 +35,9 @@ SELECTION_BATCHES = ("effective", "per_step")  # what one selection scores: the 
 
 class EMSO(UnlearningModule):
     name = "emso"
+    # Selection scores and masks are per whole weight matrix (models/blocks.py); FSDP gives each rank a flat
+    # shard of the matrices, and the selection's own backward runs outside the wrapped forward.
+    fsdp_refusal = "its block masks and selection read whole weight matrices, FSDP shards them"
 
     def __init__(self, model, cfg, datasets, collator, seed: int = 0):
         super().__init__(model, cfg, datasets, collator, seed)

@@ -14,6 +14,7 @@ class Method:
     needs_reference = False  # a frozen copy of the target (KL's reference, DI's teacher)
     needs_memorized = False  # the target fine-tuned further on the forget set (TA, CD): method.memorized is its recipe
     needs_qa = False         # question/answer records (IDK+AP writes refusals to the questions)
+    fsdp_refusal: str | None = None  # why it cannot train under FSDP (trainer=fsdp); None: it can
 
     @classmethod
     def validate_config(cls, cfg) -> None:

@@ -29,10 +29,12 @@ def resolve_device(trainer_cfg) -> torch.device:
     import pytorch_lightning as pl
     from lightning_fabric.utilities.exceptions import MisconfigurationException
 
+    from unlearn.stages.trainer import strategy_of
+
     try:
-        trainer = pl.Trainer(accelerator=trainer_cfg.accelerator, devices=trainer_cfg.devices, strategy=trainer_cfg.strategy,
+        trainer = pl.Trainer(accelerator=trainer_cfg.accelerator, devices=trainer_cfg.devices, strategy=strategy_of(trainer_cfg),
                              logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
-    except MisconfigurationException as exc:
+    except (MisconfigurationException, ValueError) as exc:  # ValueError: FSDP asked of a CPU
         raise ConfigError(f"trainer.accelerator={trainer_cfg.accelerator} devices={trainer_cfg.devices} cannot run here "
                           f"({str(exc).splitlines()[0]}); use trainer=default on a machine without that accelerator") from None
     return trainer.strategy.root_device

@@ -5,8 +5,11 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
 from pytorch_lightning.callbacks import ModelCheckpoint
 
+from unlearn.errors import require
 from unlearn.stages.checkpoints import AtomicCheckpointIO, StopFlag, epoch_checkpoint, resume_path
 from unlearn.stages.divergence import FiniteGuard
 from unlearn.storage.keys import to_plain
@@ -35,6 +38,41 @@ class CompileForward(pl.Callback):
                                                                  dynamic=True)
 
 
+def strategy_of(cfg):
+    """`trainer.strategy`: a Lightning name (`auto`, `ddp`, `fsdp`) or, for a strategy with settings
+    (conf/trainer/fsdp.yaml's wrap policy), a `_target_` mapping Hydra instantiates."""
+    return instantiate(cfg.strategy) if OmegaConf.is_dict(cfg.strategy) else cfg.strategy
+
+
+def is_fsdp(cfg) -> bool:
+    strategy = cfg.get("strategy")
+    name = strategy.get("_target_", "") if OmegaConf.is_dict(strategy) else str(strategy)
+    return "fsdp" in name.lower()
+
+
+def validate_strategy(cfg, method_cls) -> None:
+    """Refuse, before any model loads, what cannot train under FSDP, which leaves each rank a flat shard of
+    the weights outside the wrapped forward: a method that reads whole weight matrices (its
+    `fsdp_refusal`), and the early-stop check, which runs the bare model between steps."""
+    if not is_fsdp(cfg.trainer):
+        return
+    require(not method_cls.trains or method_cls.fsdp_refusal is None,
+            f"method {method_cls.name} cannot train under FSDP ({method_cls.fsdp_refusal}); use trainer=ddp")
+    require(not method_cls.trains or not (cfg.method.get("early_stop") or {}).get("enabled"),
+            "method.early_stop runs the bare model between steps, where FSDP holds only a shard of it; "
+            "set method.early_stop.enabled=false or use trainer=ddp")
+    # Only the unlearning fit gathers its weights after FSDP (stages/unlearn.py full_copy); the other fits
+    # (memorize, TA/CD's forget fine-tune, relearning attacks) would leave a shard: refused until they do.
+    from unlearn.stages.given_target import memorize_none
+
+    require(not method_cls.needs_memorized, f"method {method_cls.name} fine-tunes a memorized model, which trainer=fsdp "
+            "does not gather yet; use trainer=ddp")
+    require(memorize_none(cfg.memorize), "trainer=fsdp shards only the unlearning fit: build the memorized target "
+            "under trainer=ddp and pass it with memorize=none")
+    require(not any("relearn" in str(a) for a in cfg.eval.get("attacks") or ()),
+            "relearning attacks fine-tune, which trainer=fsdp does not gather yet; drop them from eval.attacks or use trainer=ddp")
+
+
 def build_trainer(cfg, max_epochs: int, run_dir: Path | None, callbacks=(), logger=False, resume_dir: Path | None = None,
                   guard: FiniteGuard | None = None, max_steps: int = -1) -> pl.Trainer:
     """`resume_dir`: where this fit keeps its last-epoch checkpoint (fit it with `fit_resumable`).
@@ -50,7 +88,7 @@ def build_trainer(cfg, max_epochs: int, run_dir: Path | None, callbacks=(), logg
     return pl.Trainer(
         accelerator=cfg.accelerator,
         devices=cfg.devices,
-        strategy=cfg.strategy,
+        strategy=strategy_of(cfg),
         precision=cfg.precision,
         max_epochs=max_epochs,
         max_steps=max_steps,

@@ -12,10 +12,22 @@ from unlearn.errors import require
 from unlearn.methods import get_method
 from unlearn.methods.callbacks import PerplexityEarlyStop
 from unlearn.stages.divergence import Diverged, FiniteGuard
-from unlearn.stages.trainer import build_trainer, fit_resumable
+from unlearn.stages.trainer import build_trainer, fit_resumable, is_fsdp
 
 # The unlearning fit's last-epoch checkpoint inside the run dir; removed once results.json is written.
 RESUME_DIR = "checkpoints-resume"
+
+
+def full_copy(fitted, target):
+    """The fitted module's full weights (gathered across ranks by torch when `fitted` is FSDP-wrapped; every
+    rank must call this) in a plain copy of `target`: what save_model exports as safetensors."""
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+    weights = get_model_state_dict(fitted, options=StateDictOptions(full_state_dict=True))
+    model = copy.deepcopy(target)
+    # The LightningModule holds the model as `model` (a frozen `reference` beside it for KL/DI is not the result).
+    model.load_state_dict({k.removeprefix("model."): v for k, v in weights.items() if k.startswith("model.")})
+    return model
 
 
 def unlearn(target, tokenizer, encoded: dict[str, EncodedSplit], validation: list[list[int]], method_cfg, trainer_cfg,
@@ -49,6 +61,8 @@ def unlearn(target, tokenizer, encoded: dict[str, EncodedSplit], validation: lis
         fit_resumable(trainer, module, resume_dir)
     except Diverged as err:  # the model holds the last good weights: evaluated, and the run marked diverged
         diverged = {**err.where, "message": str(err)}
+    if is_fsdp(trainer_cfg):  # each rank holds a shard of the weights: a whole model is saved and evaluated
+        model = full_copy(trainer.strategy.model, target)
     model.eval()
     if placement is not None:
         placement.to_device(model)

@@ -31,6 +31,7 @@ from unlearn.stages.memorize import key_material, mark_target, memorize, memoriz
 from unlearn.stages.recited import keep_recited
 from unlearn.stages.requirements import check_requirements
 from unlearn.stages.reference_cache import ReferenceCache
+from unlearn.stages.trainer import validate_strategy
 from unlearn.stages.unlearn import RESUME_DIR, unlearn
 from unlearn.workflows.input_checks import validate_input, validate_records
 from unlearn.stages.checkpoints import discard
@@ -48,6 +49,7 @@ def validate_config(cfg) -> None:
     validate_input(cfg)
     method_cls = get_method(cfg.method.name)
     method_cls.validate_config(cfg.method)
+    validate_strategy(cfg, method_cls)
     architecture = peek_config(cfg.model, Path(cfg.paths.cache_dir).expanduser())
     if architecture is not None:
         method_cls.validate_for_model(cfg.method, architecture)
