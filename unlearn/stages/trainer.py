@@ -70,7 +70,8 @@ def validate_strategy(cfg, method_cls) -> None:
     require(memorize_none(cfg.memorize), "trainer=fsdp shards only the unlearning fit: build the memorized target "
             "under trainer=ddp and pass it with memorize=none")
     require(not any("relearn" in str(a) for a in cfg.eval.get("attacks") or ()),
-            "relearning attacks fine-tune, which trainer=fsdp does not gather yet; drop them from eval.attacks or use trainer=ddp")
+            "relearning attacks fine-tune on one device (rank 0 alone), where a model that needs FSDP to train may not fit; "
+            "drop them from eval.attacks or use trainer=ddp")
 
 
 def build_trainer(cfg, max_epochs: int, run_dir: Path | None, callbacks=(), logger=False, resume_dir: Path | None = None,
@@ -140,8 +141,9 @@ def trainer_identity(cfg) -> dict:
 def single_device(cfg):
     """The same settings on one process: a relearning attack's short fit runs on rank 0 alone, after the other
     ranks are done (unlearn/ranks.py), so its attacked models are the ones a one-process run builds."""
-    from omegaconf import OmegaConf
-
     if world_size(cfg) <= 1:
         return cfg
-    return OmegaConf.merge(cfg, {"devices": 1, "num_nodes": 1, "strategy": "auto"})
+    settings = {**to_plain(cfg), "devices": 1, "strategy": "auto"}  # replaces a strategy mapping too
+    if "num_nodes" in settings:
+        settings["num_nodes"] = 1
+    return OmegaConf.create(settings)
