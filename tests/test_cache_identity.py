@@ -181,3 +181,12 @@ def test_every_trainer_setting_moves_the_attacked_record_key(tiny_cfg, setting):
         return Battery(cfg, {}, None, {}, {}, None, None).identity(spec, "relearn_forget:10")
 
     assert identity(_with(tiny_cfg, **{setting: TRAINER_CHANGES[setting]})) != identity(tiny_cfg)
+
+
+@pytest.mark.parametrize("setting", ["accumulate_grad_batches", "devices", "a_setting_added_later"])
+def test_every_trainer_setting_moves_the_memsinks_standard_key(tmp_path, setting):
+    """`python -m unlearn.train`'s cached standard model: another accumulation or world size trains a new one."""
+    from unlearn.memsinks.pipeline import standard_key
+
+    cfg = compose([f"paths.cache_dir={tmp_path}"], config_name="train")
+    assert standard_key(_with(cfg, **{setting: TRAINER_CHANGES[setting]}), tmp_path) != standard_key(cfg, tmp_path)

@@ -165,3 +165,19 @@ def test_save_and_reload_reproduce_masks(tmp_path):
         assert not torch.allclose(copied(x).logits, loaded(x).logits)  # loaded stays in drop
         with again.using("all"):
             assert torch.equal(copied(x).logits, loaded(x).logits)
+
+
+def test_gap_records_follow_the_evaluation_mode():
+    """paradigm.eval_mode=all: the losses and gap are the `all` mode's (they were always the dropped-sink ones)."""
+    from unlearn.memsinks.losses import gap_metrics, mean_loss
+    from unlearn.memsinks.pipeline import records_for
+
+    model = llama()
+    attach_sinks(model, SinkConfig(P_GEN, P_MEM, mode="all"))
+    sets = {"repeated": ([[1, 2, 3, 4, 5]], [7]), "heldout": ([[6, 7, 8, 9]], [9]), "validation": ([[3, 5, 7]], [11])}
+    metrics = gap_metrics(model, sets, 0, evaluated="all")
+    assert not [k for k in metrics if "dropped" in k]
+    assert metrics["repeated/loss_sinks_all"] == mean_loss(model, *sets["repeated"], 0, mode="all")
+    assert metrics["repeated/loss_sinks_all"] != mean_loss(model, *sets["repeated"], 0, mode="drop")
+    loss = {r["split"]: r for r in records_for("unlearned", "all", metrics, -1.0, {}) if r["metric"] == "loss"}
+    assert loss["repeated"]["value"] == metrics["repeated/loss_sinks_all"] and loss["repeated"]["details"]["sink_mode"] == "all"

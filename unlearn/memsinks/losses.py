@@ -48,12 +48,18 @@ def mean_loss(model, documents: list[list[int]], ids: list[int] | None, pad_id: 
     return total / max(1, count)
 
 
-def gap_metrics(model, sets: dict, pad_id: int, batch_size: int = 16) -> dict[str, float]:
+# The metric-name suffix of each sink mode's losses.
+SUFFIX = {"own": "_sinks_on", "drop": "_sinks_dropped", "all": "_sinks_all"}
+
+
+def gap_metrics(model, sets: dict, pad_id: int, batch_size: int = 16, evaluated: str = "drop") -> dict[str, float]:
     """Losses on the repeated, held-out and validation sets and the memorization gap (repeated minus
-    held-out; negative = memorized). Sink models: with sinks on (`own`) and dropped (`drop`)."""
-    modes = {"": None} if controller_of(model) is None else {"_sinks_on": "own", "_sinks_dropped": "drop"}
+    held-out; negative = memorized). Sink models: with sinks on (`own`) and in the `evaluated` mode
+    (`drop`, the forgetting step, or `all`)."""
+    modes = [None] if controller_of(model) is None else ["own", evaluated]
     out = {}
-    for suffix, mode in modes.items():
+    for mode in modes:
+        suffix = SUFFIX[mode] if mode else ""
         for name, (docs, ids) in sets.items():
             out[f"{name}/loss{suffix}"] = mean_loss(model, docs, ids, pad_id, batch_size, mode)
         out[f"memgap{suffix}"] = out[f"repeated/loss{suffix}"] - out[f"heldout/loss{suffix}"]

@@ -19,6 +19,11 @@ from unlearn.errors import ConfigError, UnlearnError, require
 from unlearn.memsinks.hashing import sink_mask
 
 MODES = ("own", "drop", "all")
+# The modes a trained model can be evaluated and saved in (`paradigm.eval_mode`). Not `own`: it needs every
+# token's document id, which the framework's MA / EM / EL (batched records, greedy decoding) do not carry,
+# and the sinks-on model is the one before the forgetting step, whose losses every job records anyway
+# (`memgap_sinks_on`, `val_loss_sinks_on`).
+EVAL_MODES = ("drop", "all")
 # model_type -> (the blocks' MLP output projection, attribute path inside a block); SmolLM2 is a Llama.
 OUTPUT_PROJECTIONS = {"llama": "mlp.down_proj", "gpt_neo": "mlp.c_proj"}
 
@@ -164,8 +169,10 @@ def sink_card(model) -> dict | None:
 
 def attach_from_card(model, card: dict, mode: str | None = None) -> SinkController:
     """Re-attach the sinks a saved model was trained with; the masks are a pure function of the card.
-    A reloaded sink model defaults to `drop` (it needs no ids and is the forgetting step)."""
-    config = SinkConfig(card["p_gen"], card["p_mem"], card.get("seed", 0), mode or "drop", list(card.get("exclude_ids", [])))
+    A reloaded sink model is in the mode it was saved in (`paradigm.eval_mode`) when that needs no ids,
+    else `drop` (the forgetting step)."""
+    saved = card.get("mode") if card.get("mode") in EVAL_MODES else "drop"
+    config = SinkConfig(card["p_gen"], card["p_mem"], card.get("seed", 0), mode or saved, list(card.get("exclude_ids", [])))
     controller = attach_sinks(model, config)
     require(controller.intermediate == card["intermediate"] and controller.n_general == card["n_general"],
             f"the saved sink card ({card['intermediate']} units, {card['n_general']} general) does not match the model's "
