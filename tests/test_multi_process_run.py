@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import FAST_SWEEP, REPO
+from tests.conftest import FAST_SWEEP, REPO, SHARED_DATA
 
 TABLE = "| split | metric |"
 
 
 def _cli(module, args, tmp_path):
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline"}
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline", "UNLEARN_DATA_DIR": str(SHARED_DATA)}
     proc = subprocess.run([sys.executable, "-m", module, *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc
@@ -62,3 +62,19 @@ def test_two_processes_evaluate_a_share_each_and_equal_one_process_exactly(two_p
     assert values(one) and all(v is not None for v in values(one).values())
     assert values(two) == values(one)
     assert two_items == one_items  # item by item, not just the means
+
+
+@pytest.mark.slow
+def test_memsinks_training_on_two_processes_writes_once_and_counts_every_token(tmp_path):
+    from tests.test_memsinks_train_cli import TINY_RUN
+
+    args = [o for o in TINY_RUN if not o.startswith("trainer.")] + ["trainer=ddp_cpu", "trainer.progress_bar=false",
+                                                                    "trainer.accumulate_grad_batches=2", "threads=1"]
+    proc = _cli("unlearn.train", [*args, f"paths.output_dir={tmp_path / 'out'}", f"paths.cache_dir={tmp_path / 'cache'}",
+                                  f"hydra.run.dir={tmp_path / 'run'}"], tmp_path)
+    assert proc.stdout.count("## memsinks") == 1  # one table, not one per rank
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    for info in (results["train"], results["standard"]):  # 2 steps x 2 accumulated batches x 2 processes of 2 x 32 tokens
+        assert info["world_size"] == 2 and info["tokens_trained"] == 2 * 2 * 2 * 2 * 32
+    assert (tmp_path / "run" / "model" / "config.json").is_file()
+    assert len(list((tmp_path / "cache" / "memsinks").glob("*/standard/card.json"))) == 1

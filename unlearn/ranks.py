@@ -87,6 +87,18 @@ def stop_others() -> None:
             proc.send_signal(signal.SIGKILL)
 
 
+def report_failure(err: BaseException) -> None:
+    """A worker rank's exit on an error: silent for bad input, which rank 0 meets too and reports in one line;
+    a line naming the rank otherwise (a crash of this rank alone)."""
+    import sys
+
+    from unlearn.errors import UnlearnError
+
+    if not isinstance(err, UnlearnError):
+        print(f"rank {rank()}: {type(err).__name__}: {err}", file=sys.stderr)
+    sys.exit(1)
+
+
 def barrier() -> None:
     if active():
         dist.barrier()

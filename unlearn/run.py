@@ -78,9 +78,8 @@ def run_worker(cfg) -> None:
         run_pipeline(cfg, Path(run_dir))
     except RunDiverged:
         pass
-    except Exception as err:  # rank 0 reports the run's error; a rank's own failure is worth a line
-        print(f"rank {ranks.rank()}: {type(err).__name__}: {err}", file=sys.stderr)
-        sys.exit(1)
+    except Exception as err:
+        ranks.report_failure(err)
 
 
 def run_claimed(cfg, claim, run_dir: Path, hydra_cfg, overrides) -> None:

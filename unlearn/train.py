@@ -26,9 +26,21 @@ def main(cfg) -> None:
         print(f"skipped: id_noise={cfg.id_noise} only applies to paradigm=memsinks", file=sys.stderr)
         shutil.rmtree(run_dir, ignore_errors=True)
         return
+    from unlearn import ranks
+    from unlearn.errors import UnlearnError
+    from unlearn.sweeps.jobs import in_multirun
+
+    try:  # a multi-process trainer starts its other processes now (unlearn/ranks.py); rank 0 writes every file
+        ranks.launch(cfg.trainer, multirun=in_multirun())
+    except UnlearnError as err:
+        end_failed_job(err, run_dir, hydra_cfg, overrides)
+        return
     try:
         run_training(cfg, run_dir)
     except Exception as err:
+        if ranks.is_worker_rank():
+            ranks.report_failure(err)
+        ranks.stop_others()
         end_failed_job(err, run_dir, hydra_cfg, overrides)
 
 if __name__ == "__main__":

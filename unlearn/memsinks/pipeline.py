@@ -23,6 +23,7 @@ from omegaconf import OmegaConf
 from torch.utils.data import DataLoader
 
 from unlearn.data.encode import EncodedSplit
+from unlearn import ranks
 from unlearn.errors import require
 from unlearn.storage.code_hash import MEMSINKS_STANDARD, PACKAGE_CODE, code_hash
 from unlearn.storage.keys import key_of
@@ -93,7 +94,8 @@ class Job:
         self.corpus = load_corpus(cfg.corpus, cfg.paths.data_root, cfg.seed)
         if cfg.paradigm.name != "dedup":
             check_budget(self.corpus, cfg.corpus.repetitions, cfg.corpus.max_repeated_share)
-        self.base, self.tokenizer = load_model(cfg.model, self.cache_dir, corpus=self.corpus.general, seed=cfg.seed)
+        with ranks.main_first():  # rank 0 fills the model cache (a dequantized GGUF), the other ranks read it
+            self.base, self.tokenizer = load_model(cfg.model, self.cache_dir, corpus=self.corpus.general, seed=cfg.seed)
         place.to_device(self.base)
         tok = self.tokenizer
         self.encode = lambda text: tok.encode(text, add_special_tokens=False)[: cfg.train.max_doc_tokens]
@@ -140,13 +142,14 @@ class Job:
         folder = self.cache_dir / "memsinks" / self.standard_key
         with build_lock(folder):
             card = folder / "standard" / "card.json"
-            if card.is_file():
+            if ranks.broadcast(card.is_file()):  # rank 0 holds the lock and writes the entry: its look is every rank's
                 local = OmegaConf.create({"source": "local", "name_or_path": str(folder / "standard"),
                                           "dtype": self.cfg.model.get("dtype", "float32")})
                 model, _ = load_model(local, self.cache_dir)
                 return self.place.to_device(model), {**json.loads(card.read_text()), "cached": True}
             model, info = self.train("standard", None, logger)
-            save_model(model, self.tokenizer, folder / "standard", info)
+            if ranks.is_main():
+                save_model(model, self.tokenizer, folder / "standard", info)
             return model, {**info, "cached": False}
 
 
@@ -250,7 +253,8 @@ def run_training(cfg, run_dir: Path) -> list[dict]:
     job = Job(cfg, place)
     paradigm = cfg.paradigm.name
     folder = lambda name: run_dir / name if paradigm == "posthoc" else run_dir
-    logger = build_logger(cfg.logger, run_dir, cfg.run_name, to_container(cfg))
+    # Rank 0 writes every file (unlearn/ranks.py); the other ranks train and evaluate their share with it.
+    logger = build_logger(cfg.logger, run_dir, cfg.run_name, to_container(cfg)) if ranks.is_main() else False
     standard, standard_info = job.standard(logger if paradigm == "standard" else False)
 
     if paradigm == "posthoc":
@@ -262,7 +266,7 @@ def run_training(cfg, run_dir: Path) -> list[dict]:
         if controller_of(model) is not None:
             controller_of(model).mode = cfg.paradigm.eval_mode  # drop: the forgetting step; saved and evaluated so
         jobs = [(paradigm, model, info)]
-    if cfg.save_model and paradigm != "standard":  # before evaluating: eval.precision=bf16 casts the models in place
+    if cfg.save_model and paradigm != "standard" and ranks.is_main():  # before evaluating: eval.precision=bf16 casts in place
         for name, model, _ in jobs:
             save_model(model, job.tokenizer, folder(name) / "model", {"paradigm": paradigm, "method": name, "sinks": sink_card(model)})
 
@@ -282,7 +286,8 @@ def run_training(cfg, run_dir: Path) -> list[dict]:
                             "id_noise": cfg.id_noise if paradigm == "memsinks" else 0.0},
                  "eval_placement": details,  # as the pipeline's results.json
                  "timings_s": {"total": round(time.perf_counter() - started, 1)}}
-        out.append(write_results(folder(name), cfg, name, records, extra, logger if paradigm != "posthoc" else None))
+        if ranks.is_main():
+            out.append(write_results(folder(name), cfg, name, records, extra, logger if paradigm != "posthoc" else None))
     if hasattr(logger, "experiment") and hasattr(logger.experiment, "finish"):
         logger.experiment.finish()
     return out
