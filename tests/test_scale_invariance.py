@@ -42,9 +42,9 @@ def runs(tmp_path_factory):
     <tag>_weights.pt (rank 0's trained weights), tag = <method>_<setup>; init_weights.pt."""
     out = tmp_path_factory.mktemp("invariance")
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline", "PYTHONPATH": str(REPO)}
-    for setup, options in SETUPS.items():
-        specs = [f"{m}:" + ",".join([*options, *extra, "+save_weights=1", f"+tag={m}_{setup}"])
-                 for m, extra in METHODS.items()]
+    spec = lambda setup, m: f"{m}:" + ",".join([*SETUPS[setup], *METHODS[m], "+save_weights=1", f"+tag={m}_{setup}"])  # noqa: E731
+    for setups in (["one_process", "accumulation"], ["two_processes"]):  # one launch per process count
+        specs = [spec(setup, m) for setup in setups for m in METHODS]
         proc = subprocess.run([sys.executable, str(REPO / "tests" / "ddp_worker.py"), str(out), *specs],
                               cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
         assert proc.returncode == 0, proc.stderr[-3000:]

@@ -43,7 +43,6 @@ def main(cfg) -> None:
         ranks.launch(cfg.trainer, multirun=in_multirun())
         run_evaluation(cfg, Path(HydraConfig.get().runtime.output_dir))
     except UnlearnError as err:
-        ranks.stop_others()
         if ranks.is_main():  # every rank meets the same bad input; one says so
             print(f"error: {err}", file=sys.stderr)
         sys.exit(2)

@@ -11,6 +11,7 @@ starts them (it re-runs this command with LOCAL_RANK set; SLURM and torchrun sta
   numbers (sampled generation draws one random stream across batches; a relearning attack's short fit) runs
   on rank 0 alone (`on_main`) while the others wait.
 """
+import atexit
 import contextlib
 import datetime
 import logging
@@ -72,6 +73,8 @@ def launch(trainer_cfg, multirun: bool = False) -> None:
             "-m sweep re-runs the sweep; run each job alone, or sweep through hydra/launcher=slurm (one task per device)")
     fabric.launch()
     _launcher = fabric._strategy.launcher
+    if not is_worker_rank():  # however rank 0 ends (an error outside a fit, sys.exit), the others do not wait it out
+        atexit.register(stop_others)
 
 
 def go_alone() -> None:
@@ -81,7 +84,8 @@ def go_alone() -> None:
 
 
 def stop_others() -> None:
-    """Rank 0 failed outside a `fit`: the processes it started would wait in a collective until the timeout."""
+    """Rank 0 failed outside a `fit` (or has ended): the processes it started would otherwise wait in a collective
+    until the timeout. Those that already ended are not there to stop."""
     for proc in getattr(_launcher, "procs", []):
         with contextlib.suppress(OSError):
             proc.send_signal(signal.SIGKILL)

@@ -109,7 +109,7 @@ def run_claimed(cfg, claim, run_dir: Path, hydra_cfg, overrides) -> None:
     except Exception as err:
         from unlearn import ranks
 
-        ranks.stop_others()  # outside a fit nothing else would stop them: they would wait out the timeout
+        ranks.stop_others()  # a sweep goes on to its next job: the failed job's other processes must not wait it out
         end_failed_job(err, run_dir, hydra_cfg, overrides, forget=lambda: claim.forget(cfg))
 
 

@@ -40,7 +40,7 @@ def main(cfg) -> None:
     except Exception as err:
         if ranks.is_worker_rank():
             ranks.report_failure(err)
-        ranks.stop_others()
+        ranks.stop_others()  # a sweep goes on to its next job: this job's other processes must not wait it out
         end_failed_job(err, run_dir, hydra_cfg, overrides)
 
 if __name__ == "__main__":
