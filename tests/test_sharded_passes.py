@@ -15,6 +15,7 @@ from tests.conftest import compose
 from unlearn.generation import SamplingConfig, decode
 from unlearn.generation.engine import decode_branches
 from unlearn.generation.forward import teacher_forced
+from unlearn.memsinks.losses import mean_loss
 from unlearn.models.tiny import build_tiny_model
 
 PAD, BATCH = 0, 4
@@ -31,7 +32,8 @@ def _passes(model):
     tf = teacher_forced(model, seqs, PAD, BATCH)
     return {"argmax": tf.argmax, "nll": tf.nll, "greedy": decode(model, prompts, 6, PAD, BATCH),
             "branches": sorted(decode_branches(model, seqs, branches, PAD, BATCH, seq_batch_size=4).items()),
-            "sampled": decode(model, prompts, 6, PAD, BATCH, sampling=SamplingConfig(), seed=3)}
+            "sampled": decode(model, prompts, 6, PAD, BATCH, sampling=SamplingConfig(), seed=3),
+            "memsinks_loss": mean_loss(model, seqs, None, PAD, BATCH)}  # unlearn.train's gap losses
 
 
 def _model():

@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from unlearn.memsinks.sinks import controller_of
+from unlearn.ranks import shard_map
 
 
 @torch.no_grad()
@@ -17,34 +18,39 @@ def mean_loss(model, documents: list[list[int]], ids: list[int] | None, pad_id: 
               mode: str | None = None) -> float:
     controller = controller_of(model)
     device = next(model.parameters()).device
+
+    def one_batch(start: int) -> tuple[float, int]:
+        chunk = documents[start:start + batch_size]
+        width = max(len(d) for d in chunk)
+        input_ids = torch.full((len(chunk), width), pad_id, dtype=torch.long)
+        attention = torch.zeros((len(chunk), width), dtype=torch.long)
+        for i, d in enumerate(chunk):
+            input_ids[i, :len(d)] = torch.tensor(d)
+            attention[i, :len(d)] = 1
+        input_ids, attention = input_ids.to(device), attention.to(device)
+        context = nullcontext()
+        if controller is not None and mode is not None:
+            context = controller.using(mode)
+        seq = None
+        if controller is not None and mode == "own":
+            seq = torch.tensor(ids[start:start + batch_size], device=device)[:, None].expand(-1, width)
+        with context, (controller.sequence_ids(seq) if controller is not None else nullcontext()):
+            logits = model(input_ids=input_ids, attention_mask=attention).logits.float()
+        labels = input_ids[:, 1:].masked_fill(attention[:, 1:] == 0, -100)
+        loss = F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100,
+                               reduction="sum")
+        return loss.item(), int((labels != -100).sum())
+
     was_training = model.training
     model.eval()
-    total, count = 0.0, 0
-    try:
-        for start in range(0, len(documents), batch_size):
-            chunk = documents[start:start + batch_size]
-            width = max(len(d) for d in chunk)
-            input_ids = torch.full((len(chunk), width), pad_id, dtype=torch.long)
-            attention = torch.zeros((len(chunk), width), dtype=torch.long)
-            for i, d in enumerate(chunk):
-                input_ids[i, :len(d)] = torch.tensor(d)
-                attention[i, :len(d)] = 1
-            input_ids, attention = input_ids.to(device), attention.to(device)
-            context = nullcontext()
-            if controller is not None and mode is not None:
-                context = controller.using(mode)
-            seq = None
-            if controller is not None and mode == "own":
-                seq = torch.tensor(ids[start:start + batch_size], device=device)[:, None].expand(-1, width)
-            with context, (controller.sequence_ids(seq) if controller is not None else nullcontext()):
-                logits = model(input_ids=input_ids, attention_mask=attention).logits.float()
-            labels = input_ids[:, 1:].masked_fill(attention[:, 1:] == 0, -100)
-            loss = F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100,
-                                   reduction="sum")
-            total += loss.item()
-            count += int((labels != -100).sum())
+    try:  # under several processes each rank scores a share of the batches (unlearn/ranks.py); summed in order
+        parts = shard_map(one_batch, list(range(0, len(documents), batch_size)))
     finally:
         model.train(was_training)
+    total, count = 0.0, 0
+    for loss, n in parts:
+        total += loss
+        count += n
     return total / max(1, count)
 
 

@@ -43,7 +43,7 @@ from unlearn.models.load import load_model, save_model
 from unlearn.storage.results import markdown_table, write_json
 from unlearn.seeding import seed_everything
 from unlearn.stages.device import Placement, placement
-from unlearn.stages.evaluate import build_contexts, evaluate
+from unlearn.stages.evaluate import build_contexts, eval_settings, evaluate
 from unlearn.stages.trainer import build_trainer, trainer_identity
 from unlearn.workflows.input_checks import validate_paths
 
@@ -190,7 +190,7 @@ def framework_records(models: dict, job: Job, eval_cfg, details: dict) -> list[d
         return EncodedSplit([f"{name}-{i}" for i in range(len(docs))], docs, [eval_cfg.prefix_len] * len(docs))
 
     env = EvalEnv(data_root=job.cfg.paths.data_root, cache_dir=job.cache_dir, seed=job.cfg.seed, original_role="target",
-                  placement=job.place)
+                  placement=job.place, settings=eval_settings(eval_cfg))  # the suite's shared sections, as the pipeline's
     splits = {"forget": split("repeated"), "holdout": split("heldout")}
     contexts = build_contexts(models, {r: job.tokenizer for r in models}, {r: splits for r in models}, {r: {} for r in models},
                               eval_cfg, env)
