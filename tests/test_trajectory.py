@@ -32,6 +32,8 @@ def _fit(s, run_dir, epochs, extra=(), validation=()):
     cfg = compose(TINY + GA + DURING + [f"method.max_epochs={epochs}", *extra])
     env = EvalEnv(seed=0, settings=eval_settings(cfg.eval), original_role="target")
     during = trajectory(cfg.eval, s["tokenizer"], s["encoded"], _texts(s["tokenizer"]), env, run_dir, s["target"])
+    measure, during.measured = during.measure, []  # the steps actually measured, in order (the real measure runs)
+    during.measure = lambda model, step, epoch: during.measured.append(step) or measure(model, step, epoch)
     model, info = unlearn(s["target"], s["tokenizer"], {"forget": s["encoded"]["forget"]}, list(validation), cfg.method, cfg.trainer,
                           run_dir, False, 0, trajectory=during)
     return cfg, model, info, during
@@ -59,6 +61,7 @@ def test_points_at_start_each_step_and_end_and_the_last_is_the_final_evaluation(
     s = tiny_setup
     cfg, model, info, during = _fit(s, tmp_path, epochs=2, extra=[METRICS])
     records = _records(tmp_path)
+    assert during.measured == [0, 1, 2, 3, 4]  # each point measured once: an epoch end on a measured step is not again
     points = sorted({(r["step"], r["epoch"]) for r in records})
     assert points == [(0, 0.0), (1, 0.5), (2, 1.0), (3, 1.5), (4, 2.0)]  # start, each step (epoch ends among them), end
     labels = [(e.label, split) for e in cfg.eval.during.metrics for split in e.splits]
@@ -89,7 +92,8 @@ def test_a_resumed_fit_continues_the_trajectory_of_the_uninterrupted_one(tiny_se
     leftover = [{**r, "step": 3, "epoch": 1.5, "value": -1.0} for r in _records(tmp_path / "resumed") if r["step"] == 2]
     path = tmp_path / "resumed" / FILE
     path.write_text(json.dumps({**json.loads(path.read_text()), "records": _records(tmp_path / "resumed") + leftover}))
-    _, _, info, _ = _fit(s, tmp_path / "resumed", 2, [METRICS])
+    _, _, info, during = _fit(s, tmp_path / "resumed", 2, [METRICS])
+    assert during.measured == [3, 4]  # step 2 (where it resumes) is on disk already; the leftover step 3 measured again
     assert _records(tmp_path / "resumed") == straight  # same steps, epochs and values, each point once
     assert sorted({r["step"] for r in straight}) == list(range(5)) and info["trajectory"]["points"] == 5
 
@@ -100,7 +104,8 @@ def test_an_early_stop_that_puts_back_weights_after_a_point_has_that_step_measur
     s = tiny_setup
     stop = ["method.lr=3e-2", "method.early_stop.enabled=true", "method.early_stop.ratio=1.0", "method.early_stop.min_epochs=0",
             "method.early_stop.restore=true", METRICS]
-    cfg, model, info, _ = _fit(s, tmp_path, 3, stop, validation=s["encoded"]["holdout"].input_ids)
+    cfg, model, info, during = _fit(s, tmp_path, 3, stop, validation=s["encoded"]["holdout"].input_ids)
+    assert during.measured == [0, 1, 2, 2]
     assert (info["early_stop"]["step"], info["early_stop"]["restored_step"]) == (2, 0)  # stopped at epoch 1's end
     records = _records(tmp_path)
     assert sorted({r["step"] for r in records}) == [0, 1, 2] and len(records) == 3 * 3  # step 2 once, re-measured
