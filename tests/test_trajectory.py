@@ -134,3 +134,29 @@ def test_every_suite_has_eval_during_off_by_default_and_valid(suite):
     cfg = compose([f"eval={suite}"])
     assert cfg.eval.during.enabled is False
     validate_during(cfg.eval)
+
+
+def test_the_pipeline_writes_the_trajectory_and_points_to_it_and_its_end_is_the_final_table(tmp_path, cache_dir):
+    """Through run_pipeline: the config reaches the fit, trajectory.json sits in the run dir, results.json points
+    at it, and with every record (limit: null) the end point is the final evaluation's record, value for value."""
+    from unlearn.workflows.run_pipeline import run_pipeline
+
+    table = "[{name: ma, label: MA, splits: [forget]}, {name: ppl, label: PPL, splits: [holdout, utility]}]"
+    cfg = compose(TINY + GA + [f"paths.cache_dir={cache_dir}", "method.max_epochs=1", "eval.models=[unlearned]",
+                               f"eval.metrics={table}", "eval.during.enabled=true", "eval.during.limit=null",
+                               f"eval.during.metrics={table}"])
+    results = run_pipeline(cfg, tmp_path)
+    assert results["trajectory"]["points"] == 2 and results["trajectory"]["file"] == FILE  # start and the epoch's end
+    records = _records(tmp_path)
+    assert _at(records, 2) == {(r["split"], r["metric"]): r["value"] for r in results["records"]}
+    assert {r["n"] for r in records if r["split"] == "forget"} == {8}
+
+
+def test_eval_during_is_refused_under_fsdp_like_the_early_stop():
+    from unlearn.methods import METHODS
+    from unlearn.stages.trainer import validate_strategy
+
+    fsdp = ["method=ga", "trainer=fsdp", "method.early_stop.enabled=false", "memorize=none"]
+    with pytest.raises(ConfigError, match="eval.during measures the bare model between steps"):
+        validate_strategy(compose([*fsdp, "eval.during.enabled=true"]), METHODS["ga"])
+    validate_strategy(compose(fsdp), METHODS["ga"])  # off: no objection
