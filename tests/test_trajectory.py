@@ -160,3 +160,17 @@ def test_eval_during_is_refused_under_fsdp_like_the_early_stop():
     with pytest.raises(ConfigError, match="eval.during measures the bare model between steps"):
         validate_strategy(compose([*fsdp, "eval.during.enabled=true"]), METHODS["ga"])
     validate_strategy(compose(fsdp), METHODS["ga"])  # off: no objection
+
+
+def test_an_unfinished_run_hands_its_trajectory_to_the_run_that_continues_it(tmp_path):
+    """The same command again (stages/resume.py) moves trajectory.json into the new run dir with the checkpoint,
+    where the resumed fit reads it (the test above)."""
+    from unlearn.stages import resume
+
+    cfg = compose(TINY + DURING + [f"paths.cache_dir={tmp_path}", f"paths.output_dir={tmp_path / 'out'}"])
+    first = resume.claim(cfg, tmp_path / "first")
+    (first.run_dir / FILE).write_text(json.dumps({"records": [{"step": 0}]}))
+    first.release()  # killed before results.json: unfinished
+    again = resume.claim(cfg, tmp_path / "again")
+    again.release()
+    assert again.resumed_from is not None and json.loads((tmp_path / "again" / FILE).read_text()) == {"records": [{"step": 0}]}
