@@ -16,7 +16,8 @@ from unlearn.metrics import EvalContext, EvalEnv, MetricSkipped, check_params, g
 from unlearn.metrics.registry import USES, check_settings
 
 # Keys of conf/eval/*.yaml that are not metric-settings sections.
-NOT_SETTINGS = ("metrics", "models", "batch_size", "prefix_len", "name", "reuse_reference", "precision", "attacks")
+NOT_SETTINGS = ("metrics", "models", "batch_size", "prefix_len", "name", "reuse_reference", "precision", "attacks",
+                "during")
 
 
 def metric_label(entry) -> str:

@@ -61,6 +61,9 @@ def validate_strategy(cfg, method_cls) -> None:
     require(not method_cls.trains or not (cfg.method.get("early_stop") or {}).get("enabled"),
             "method.early_stop runs the bare model between steps, where FSDP holds only a shard of it; "
             "set method.early_stop.enabled=false or use trainer=ddp")
+    require(not method_cls.trains or not (cfg.eval.get("during") or {}).get("enabled"),
+            "eval.during measures the bare model between steps, where FSDP holds only a shard of it; "
+            "set eval.during.enabled=false or use trainer=ddp")
     # Only the unlearning fit gathers its weights after FSDP (stages/unlearn.py full_copy); the other fits
     # (memorize, TA/CD's forget fine-tune, relearning attacks) would leave a shard: refused until they do.
     from unlearn.stages.given_target import memorize_none

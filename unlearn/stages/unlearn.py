@@ -6,6 +6,7 @@ build the unlearned model from the target and the memorized model.
 import copy
 from pathlib import Path
 
+from unlearn import ranks
 from unlearn.data.collate import Collator, SequenceDataset
 from unlearn.data.encode import EncodedSplit
 from unlearn.errors import require
@@ -31,14 +32,18 @@ def full_copy(fitted, target):
 
 
 def unlearn(target, tokenizer, encoded: dict[str, EncodedSplit], validation: list[list[int]], method_cfg, trainer_cfg,
-            run_dir, logger, seed: int, memorized=None, placement=None):
-    """`placement` (stages/device.py): where the model goes after `fit`, whose teardown leaves it on the CPU."""
+            run_dir, logger, seed: int, memorized=None, placement=None, trajectory=None):
+    """`placement` (stages/device.py): where the model goes after `fit`, whose teardown leaves it on the CPU.
+    `trajectory` (stages/trajectory.py, `eval.during`): measures the model while it trains; None = off."""
     method_cls = get_method(method_cfg.name)
     if method_cls.needs_memorized:
         require(memorized is not None, f"method {method_cfg.name} needs the memorized model; the pipeline builds it")
     if not method_cls.trains:
         model = method_cls.build(target, memorized, method_cfg)
-        return model, {"method": method_cfg.name, "epochs_run": 0, "steps": 0, "early_stop": None, "history": [], "world_size": 1}
+        if trajectory is not None and ranks.is_main():
+            print(f"[unlearn] eval.during: method {method_cfg.name} does not train, so there is no trajectory to record")
+        return model, {"method": method_cfg.name, "epochs_run": 0, "steps": 0, "early_stop": None, "history": [], "world_size": 1,
+                       "trajectory": None}
 
     model = copy.deepcopy(target).train()
     for p in model.parameters():
@@ -53,6 +58,8 @@ def unlearn(target, tokenizer, encoded: dict[str, EncodedSplit], validation: lis
         early = PerplexityEarlyStop(validation, tokenizer.pad_token_id, stop_cfg.ratio, stop_cfg.min_epochs, stop_cfg.get("every_n_steps"),
                                     restore=stop_cfg.get("restore", False))
         callbacks.append(early)
+    if trajectory is not None:  # after the early stop: a point at a step sees the weights it may have put back
+        callbacks.append(trajectory)
     resume_dir = Path(run_dir) / RESUME_DIR if run_dir is not None else None
     guard = FiniteGuard(f"method {method_cfg.name}", "lower method.lr")
     trainer = build_trainer(trainer_cfg, method_cfg.max_epochs, run_dir, callbacks, logger, resume_dir=resume_dir, guard=guard)
@@ -74,5 +81,6 @@ def unlearn(target, tokenizer, encoded: dict[str, EncodedSplit], validation: lis
         "history": module.history,
         "diverged": diverged,
         "world_size": trainer.world_size,
+        "trajectory": trajectory.summary() if trajectory is not None else None,
     }
     return model, info

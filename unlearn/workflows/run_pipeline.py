@@ -32,6 +32,7 @@ from unlearn.stages.recited import keep_recited
 from unlearn.stages.requirements import check_requirements
 from unlearn.stages.reference_cache import ReferenceCache
 from unlearn.stages.trainer import validate_strategy
+from unlearn.stages.trajectory import trajectory, validate_during
 from unlearn.stages.unlearn import RESUME_DIR, unlearn
 from unlearn.workflows.input_checks import validate_input, validate_records
 from unlearn.stages.checkpoints import discard
@@ -57,6 +58,7 @@ def validate_config(cfg) -> None:
         require(cfg.data.source in QA_SOURCES,
                 f"method {cfg.method.name} needs question/answer data but data.source={cfg.data.source!r}; use one of {QA_SOURCES} (data=tofu)")
     validate_metrics(cfg.eval)
+    validate_during(cfg.eval)
     validate_attacks(cfg)
     for role in cfg.eval.models:
         require(role in MODEL_ROLES, f"eval.models has {role!r}; use any of {MODEL_ROLES}")
@@ -159,9 +161,13 @@ def run_pipeline(cfg, run_dir: Path) -> dict:
 
     resolved = to_container(cfg)
     logger = build_logger(cfg.logger, run_dir, cfg.run_name, resolved, sweep_group(), wandb_tags(cfg)) if ranks.is_main() else False
+    # "original_model" in metric parameters = the model unlearning starts from: the memorized target.
+    env = EvalEnv(data_root=root, cache_dir=cache_dir, seed=cfg.seed, settings=eval_settings(cfg.eval), original_role="target",
+                  placement=place)
+    during = trajectory(cfg.eval, tokenizer, encoded, texts, env, run_dir, target)  # eval.during; None when off
     with timer("unlearn"):
         unlearned, info = unlearn(target, tokenizer, train_splits, texts["validation"], cfg.method, cfg.trainer, run_dir, logger,
-                                  cfg.seed, memorized, place)
+                                  cfg.seed, memorized, place, during)
     if cfg.save_model and ranks.is_main():  # before evaluating: eval.precision=bf16 casts the models in place
         with timer("save_model"):
             save_model(unlearned, tokenizer, run_dir / "model", {"method": cfg.method.name, "memorized": card.get("key")})
@@ -173,9 +179,6 @@ def run_pipeline(cfg, run_dir: Path) -> dict:
     available = {"original": base if target is not base else None, "target": target, "unlearned": unlearned, "oracle": oracle}
     available = {role: place.for_eval(m) for role, m in available.items() if m is not None}
     models = [role for role in cfg.eval.models if role in available]
-    # "original_model" in metric parameters = the model unlearning starts from: the memorized target.
-    env = EvalEnv(data_root=root, cache_dir=cache_dir, seed=cfg.seed, settings=eval_settings(cfg.eval), original_role="target",
-                  placement=place)
     same = {role: tokenizer for role in available}
     contexts = build_contexts(available, same, {r: encoded for r in available}, {r: texts for r in available}, cfg.eval, env)
     reference_cache = None  # read and written by rank 0 alone, like the store (its decisions reach every rank)
@@ -207,6 +210,7 @@ def run_pipeline(cfg, run_dir: Path) -> dict:
         "strength": strength_of(cfg),
         "memorize": card,
         "unlearn": info,
+        "trajectory": info.get("trajectory"),  # eval.during: {"points", "file": "trajectory.json", schedule}; None when off
         "eval_placement": place.details(),
         "forget_filter": recited,
         "timings_s": timer.seconds,
