@@ -28,7 +28,8 @@ def _cli(module, args, tmp_path):
 def two_process_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("ddp_run")
     proc = _cli("unlearn.run", [*FAST_SWEEP, "trainer=ddp_cpu", "threads=1", "method=ga", "method.batch_size=2", "method.max_epochs=2",
-                                "method.early_stop.enabled=false", "save_model=true", f"paths.output_dir={tmp / 'out'}",
+                                "method.early_stop.enabled=false", "save_model=true", "eval.during.enabled=true",
+                                "eval.during.every_n_steps=1", "eval.during.limit=4", f"paths.output_dir={tmp / 'out'}",
                                 f"paths.cache_dir={tmp / 'cache'}"], tmp)
     run_dir = Path(proc.stdout.strip().splitlines()[-1].split("results: ")[1]).parent
     return tmp, proc, run_dir
@@ -44,6 +45,11 @@ def test_rank_zero_alone_writes_prints_and_builds_the_cache(two_process_run):
     assert (run_dir / "model" / "config.json").is_file()  # saved once (two ranks saving collide: "Directory not empty")
     assert len(list((tmp / "cache" / "memorized").glob("*/card.json"))) == 1
     assert not list(run_dir.glob("evaluation-in-progress"))  # the store was filled and removed by one process
+    # eval.during: every rank measured the same points (their passes are collective), rank 0 wrote them once each
+    trajectory = json.loads((run_dir / "trajectory.json").read_text())["records"]
+    steps = sorted({r["step"] for r in trajectory})
+    assert steps == list(range(results["unlearn"]["steps"] + 1))
+    assert len(trajectory) == len(steps) * len({(r["split"], r["metric"]) for r in trajectory})
 
 
 @pytest.mark.slow
