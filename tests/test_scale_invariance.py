@@ -130,7 +130,7 @@ def test_emso_selects_and_masks_the_same_on_both_ranks_and_on_one_process(ranks)
 def test_one_process_batches_are_what_a_shuffling_loader_draws():
     """The sharding sampler changes nothing on one process: the same batches, the same generator and global RNG
     state after each epoch as `DataLoader(shuffle=True, generator=g)` under a Lightning fit (which draws a base
-    seed and, reading the loader to its end, a second unused permutation per epoch)."""
+    seed and, when the last batch is partial, a second unused permutation per epoch)."""
     import logging
 
     import pytorch_lightning as pl
@@ -139,7 +139,7 @@ def test_one_process_batches_are_what_a_shuffling_loader_draws():
 
     from unlearn.methods.sampling import EpochPermutation
 
-    def fit(sharding_sampler: bool):
+    def fit(sharding_sampler: bool, batch: int):
         generator, seen = torch.Generator().manual_seed(0), []
         torch.manual_seed(1)
 
@@ -156,13 +156,15 @@ def test_one_process_batches_are_what_a_shuffling_loader_draws():
                 return torch.optim.SGD(self.parameters(), lr=0.1)
 
             def train_dataloader(self):
-                how = {"sampler": EpochPermutation(8, generator)} if sharding_sampler else {"shuffle": True}
-                return CombinedLoader({"train": DataLoader(list(range(8)), batch_size=3, generator=generator, **how)})
+                how = {"sampler": EpochPermutation(8, generator, batch)} if sharding_sampler else {"shuffle": True}
+                return CombinedLoader({"train": DataLoader(list(range(8)), batch_size=batch, generator=generator, **how)},
+                                      mode="max_size_cycle")
 
         logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)
         pl.Trainer(max_epochs=3, logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
                    accelerator="cpu").fit(Module())
         return seen, generator.get_state(), torch.get_rng_state()
 
-    (batches, state, rng), (batches_new, state_new, rng_new) = fit(False), fit(True)
-    assert batches_new == batches and torch.equal(state_new, state) and torch.equal(rng_new, rng)
+    for batch in (3, 4):  # a partial last batch (the sampler is read past its end: one more draw) and none
+        (batches, state, rng), (batches_new, state_new, rng_new) = fit(False, batch), fit(True, batch)
+        assert batches_new == batches and torch.equal(state_new, state) and torch.equal(rng_new, rng), batch

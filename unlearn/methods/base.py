@@ -191,7 +191,9 @@ class UnlearningModule(Method, pl.LightningModule):
         main = self.datasets[main_key]
         generator = torch.Generator().manual_seed(self.seed)
         self._generators = {main_key: generator}
-        self.samplers = {main_key: EpochPermutation(len(main), generator)}
+        trainer = self._trainer
+        effective = self.cfg.batch_size * (trainer.world_size * trainer.accumulate_grad_batches if trainer is not None else 1)
+        self.samplers = {main_key: EpochPermutation(len(main), generator, effective)}
         loaders = {
             main_key: DataLoader(main, batch_size=self.cfg.batch_size, sampler=self.shard(self.samplers[main_key]),
                                  generator=generator, collate_fn=self.collate_fn(main_key))

@@ -13,13 +13,16 @@ from torch.utils.data import Sampler
 
 
 class EpochPermutation(Sampler[int]):
-    """One random permutation of `size` items per epoch, drawn as `DataLoader(shuffle=True, generator=g)` draws
-    it, so one-process runs keep their batches: a loader read to its end has its RandomSampler draw a second,
-    unused permutation (Lightning reads one-process loaders to the end), so this draws it too, at once, whether
-    a sharding wrapper lists it or a loader reads it; the loader itself keeps `generator=g` for its base seed."""
+    """One random permutation of `size` items per epoch, the one `DataLoader(shuffle=True, generator=g)` draws,
+    so one-process runs keep their batches. That loader's RandomSampler draws a second, unused permutation when
+    its batch sampler reads past its last item, which happens when the last batch is partial (size % batch != 0).
+    The same extra draw is made here, decided by the *effective* batch (per device x processes x accumulation):
+    a one-process run without accumulation draws exactly as before, and any split of the same effective batch
+    draws the same (a sharding wrapper reads the whole list, so the loader's own reading cannot decide it)."""
 
-    def __init__(self, size: int, generator: torch.Generator):
+    def __init__(self, size: int, generator: torch.Generator, effective_batch: int):
         self.size, self.generator = size, generator
+        self.extra_draw = size % max(effective_batch, 1) != 0
         self.last: list[int] = []  # this epoch's list, every rank's (methods/token_window.py reads it)
 
     def __len__(self) -> int:
@@ -27,7 +30,8 @@ class EpochPermutation(Sampler[int]):
 
     def __iter__(self):
         self.last = torch.randperm(self.size, generator=self.generator).tolist()
-        torch.randperm(self.size, generator=self.generator)  # RandomSampler's draw at exhaustion, never used
+        if self.extra_draw:
+            torch.randperm(self.size, generator=self.generator)  # RandomSampler's draw past a partial last batch
         return iter(self.last)
 
 
