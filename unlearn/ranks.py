@@ -14,13 +14,10 @@ starts them (it re-runs this command with LOCAL_RANK set; SLURM and torchrun sta
 import atexit
 import contextlib
 import datetime
-import logging
 import os
 import signal
 
 import torch.distributed as dist
-
-log = logging.getLogger(__name__)
 
 _alone = False     # rank 0 inside `on_main`: the others are waiting, so no collective may run
 _in_shard = False  # inside one rank's share of a `shard_map`: nested passes run locally
@@ -41,10 +38,6 @@ def active() -> bool:
 
 def rank() -> int:
     return dist.get_rank() if dist.is_available() and dist.is_initialized() else (1 if is_worker_rank() else 0)
-
-
-def world() -> int:
-    return dist.get_world_size() if active() else 1
 
 
 def is_main() -> bool:
@@ -103,11 +96,6 @@ def report_failure(err: BaseException) -> None:
     sys.exit(1)
 
 
-def barrier() -> None:
-    if active():
-        dist.barrier()
-
-
 def broadcast(obj):
     """Rank 0's `obj` on every rank (picklable)."""
     if not active():
@@ -118,36 +106,39 @@ def broadcast(obj):
 
 
 @contextlib.contextmanager
-def main_first():
-    """Rank 0 runs the block first (building a cache entry), the others after it (reading that entry). Each
-    runs it as one process: a rank's collectives inside would meet no partner."""
+def _one_process():
+    """This rank runs the block as if alone: no collective inside it may wait for a partner."""
     global _alone
-    if not active():
-        yield
-        return
-    if not is_main():
-        dist.barrier()
     _alone = True
     try:
         yield
     finally:
         _alone = False
+
+
+@contextlib.contextmanager
+def main_first():
+    """Rank 0 runs the block first (building a cache entry), the others after it (reading that entry). Each
+    runs it as one process: a rank's collectives inside would meet no partner."""
+    if not active():
+        yield
+        return
+    if not is_main():
+        dist.barrier()
+    with _one_process():
+        yield
     if is_main():
         dist.barrier()
 
 
 def on_main(fn):
     """`fn()` on rank 0 alone, its result sent to every rank; the others wait."""
-    global _alone
     if not active() or _in_shard:
         return fn()
     out = None
     if is_main():
-        _alone = True
-        try:
+        with _one_process():
             out = fn()
-        finally:
-            _alone = False
     return broadcast(out)
 
 

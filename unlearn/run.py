@@ -41,9 +41,7 @@ def main(cfg) -> None:
     try:  # a multi-process trainer starts its other processes now; they wait for rank 0's claim
         ranks.launch(cfg.trainer, multirun=in_multirun())
     except UnlearnError as err:
-        shutil.rmtree(run_dir, ignore_errors=True)
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
+        bad_input(err, run_dir)
     if ranks.is_worker_rank():
         return run_worker(cfg)
     try:
@@ -54,14 +52,19 @@ def main(cfg) -> None:
         return
     except UnlearnError as err:
         ranks.broadcast(None)
-        shutil.rmtree(run_dir, ignore_errors=True)
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
+        bad_input(err, run_dir)
     ranks.broadcast(None if claim.finished else str(claim.run_dir))
     try:
         run_claimed(cfg, claim, run_dir, hydra_cfg, overrides)
     finally:  # the next identical command may start once this one has ended, however it ended
         claim.release()
+
+
+def bad_input(err, run_dir: Path) -> None:
+    """One line, exit 2, no run directory left behind."""
+    shutil.rmtree(run_dir, ignore_errors=True)
+    print(f"error: {err}", file=sys.stderr)
+    sys.exit(2)
 
 
 def run_worker(cfg) -> None:

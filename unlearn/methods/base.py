@@ -73,9 +73,10 @@ class UnlearningModule(Method, pl.LightningModule):
         self.collator = collator
         self.seed = seed
         self.history: list[dict] = []
-        self._generators: dict[str, torch.Generator] = {}  # the data order, saved with a checkpoint
         self._restored_generators: dict[str, torch.Tensor] = {}
-        self.samplers: dict = {}  # by data key: this epoch's list of items (token_window.py reads it)
+        # By data key: the data order (each sampler's generator, saved with a checkpoint) and this epoch's list of
+        # items (token_window.py reads it).
+        self.samplers: dict = {}
         self.batch_index = 0      # the micro-batch's index in its epoch
         self._window = TokenWindow()
 
@@ -105,7 +106,7 @@ class UnlearningModule(Method, pl.LightningModule):
     # --- resume: Lightning saves weights, optimizer, schedule and loop counters; this is the rest --------
     def on_save_checkpoint(self, checkpoint):
         checkpoint["unlearn"] = {"history": self.history, "rng": rng_state(), "method": self.method_state(),
-                                 "generators": {k: g.get_state() for k, g in self._generators.items()}}
+                                 "generators": {k: s.generator.get_state() for k, s in self.samplers.items()}}
 
     def on_load_checkpoint(self, checkpoint):
         state = checkpoint.get("unlearn")
@@ -190,7 +191,6 @@ class UnlearningModule(Method, pl.LightningModule):
         main_key = self.data_keys[0]
         main = self.datasets[main_key]
         generator = torch.Generator().manual_seed(self.seed)
-        self._generators = {main_key: generator}
         trainer = self._trainer
         effective = self.cfg.batch_size * (trainer.world_size * trainer.accumulate_grad_batches if trainer is not None else 1)
         self.samplers = {main_key: EpochPermutation(len(main), generator, effective)}
@@ -200,10 +200,10 @@ class UnlearningModule(Method, pl.LightningModule):
         }
         for offset, key in enumerate(self.data_keys[1:], start=1):
             sampler = PairedRandomSampler(len(self.datasets[key]), len(main), self.seed + offset)
-            self._generators[key], self.samplers[key] = sampler.generator, sampler
+            self.samplers[key] = sampler
             loaders[key] = DataLoader(self.datasets[key], batch_size=self.cfg.batch_size, sampler=self.shard(sampler),
                                       collate_fn=self.collate_fn(key))
         for key, saved in self._restored_generators.items():  # a resumed fit draws the batches it would have drawn
-            self._generators[key].set_state(saved)
+            self.samplers[key].generator.set_state(saved)
         self._restored_generators = {}
         return CombinedLoader(loaders, mode="max_size_cycle")
